@@ -290,10 +290,15 @@ pub fn unary_forward(op: Unary, a: &[f64], out: &mut [f64], deriv: &mut [f64]) {
         }
         Unary::Powi(p) => {
             powi(a, p, out);
-            // σ' = p·a^{p−1}
-            powi(a, p - 1, deriv);
-            for d in deriv.iter_mut() {
-                *d *= p as f64;
+            if p == 0 {
+                // a⁰ = 1 is constant: σ' = 0, also at a_0 = 0 where 0·a^{−1} would be NaN.
+                deriv.fill(0.0);
+            } else {
+                // σ' = p·a^{p−1}
+                powi(a, p - 1, deriv);
+                for d in deriv.iter_mut() {
+                    *d *= p as f64;
+                }
             }
         }
     }

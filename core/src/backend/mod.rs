@@ -1,0 +1,364 @@
+//! The `Backend` trait: the dozen device primitives that one STDE training step is built from.
+//!
+//! Everything above these primitives (estimators, operators, the PINN residual's readout weights, the
+//! training loop, checkpoints) is written once in `stde-core`. A backend owns device memory and runs
+//! kernels; it never sees an estimator or a PDE beyond the small descriptors passed here.
+//!
+//! # Data layout (shared by every method)
+//!
+//! * Buffers hold `f32` ([`Backend::Buf`]) or `u32` ([`Backend::Idx`]); lengths are fixed at
+//!   allocation. A backend may compute in higher precision (the reference uses f64).
+//! * Jet activations use the stacked-row layout of [`crate::batch`]: `n_blocks · n_points` rows of
+//!   `width` values, row-major, block 0 the primal, then coefficient `k` of direction `s` at block
+//!   `1 + (k−1)·V + s` (collapsed: one summed block for `k = K`). Values are Taylor coefficients.
+//! * A linear layer's weight is `out × in` row-major, its bias `out`, stored back to back in the flat
+//!   parameter buffer at the offsets of [`crate::mlp::MlpShape::offsets`].
+//! * Points are row-major `n × d`.
+//!
+//! # Invariants
+//!
+//! * Methods enqueue work in order; a later method sees the results of earlier ones (one stream).
+//! * Only [`Backend::download`] brings data back to the host, and it is `async` because a browser
+//!   cannot block on the GPU. Native callers use `pollster::block_on` or any executor.
+//! * Shape errors are caller bugs and may panic; device failures return [`BackendError`].
+//!
+//! A new backend implements these methods and runs [`crate::conformance`] against itself.
+
+pub mod reference;
+
+use std::future::Future;
+
+use crate::batch::JetShape;
+use crate::mlp::Activation;
+
+/// Runtime failures of a backend.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// An allocation did not fit in device memory.
+    #[error(
+        "out of device memory: {requested_bytes} bytes requested ({what}); try a smaller --batch, \
+         fewer --rand-dims or a smaller --dim"
+    )]
+    OutOfMemory {
+        /// Bytes asked for.
+        requested_bytes: u64,
+        /// What the allocation was for.
+        what: &'static str,
+    },
+    /// No usable device was found.
+    #[error("no {backend} device available: {reason}")]
+    NoDevice {
+        /// Backend name.
+        backend: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The device stopped responding or was removed.
+    #[error("the {backend} device was lost: {reason}")]
+    DeviceLost {
+        /// Backend name.
+        backend: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A matrix product on row-major buffers at element offsets:
+/// `C[m×n] = alpha·op(A)·op(B) + beta·C`, with `op(A)` `m × k` and `op(B)` `k × n`.
+/// `A` is stored `m × k` (or `k × m` when `trans_a`), `B` `k × n` (or `n × k` when `trans_b`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Gemm {
+    /// Rows of `C`.
+    pub m: usize,
+    /// Columns of `C`.
+    pub n: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// Whether `A` is stored transposed.
+    pub trans_a: bool,
+    /// Whether `B` is stored transposed.
+    pub trans_b: bool,
+    /// Scale of the product.
+    pub alpha: f32,
+    /// Scale of the old `C` (`0` overwrites, so `C` may hold garbage).
+    pub beta: f32,
+    /// Element offset of `A` in its buffer.
+    pub a_offset: usize,
+    /// Element offset of `B` in its buffer.
+    pub b_offset: usize,
+    /// Element offset of `C` in its buffer.
+    pub c_offset: usize,
+}
+
+impl Gemm {
+    /// `C = A·Bᵀ` without offsets: the shape of a linear layer's forward pass.
+    pub fn nt(m: usize, n: usize, k: usize) -> Self {
+        Self {
+            m,
+            n,
+            k,
+            trans_a: false,
+            trans_b: true,
+            alpha: 1.0,
+            beta: 0.0,
+            a_offset: 0,
+            b_offset: 0,
+            c_offset: 0,
+        }
+    }
+}
+
+/// How the probe tangents of one step are given to the input layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// Direction `s` has the one-hot tangent `e_{idx[s]}` in slot 1 (sparse and exact STDE): the
+    /// tangent rows of the first layer are columns of `W1` (a gather) and their adjoint a scatter-add.
+    OneHot,
+    /// Direction `s` has a dense tangent, row `s` of a `V × d` buffer, in slot 1 (dense STDE).
+    Dense,
+}
+
+/// The probe tangents of one step, shared by all points.
+#[derive(Debug)]
+pub struct Probes<'a, B: Backend + ?Sized> {
+    /// Which buffer holds them.
+    pub kind: ProbeKind,
+    /// `V` indices (used when `kind` is `OneHot`).
+    pub indices: &'a B::Idx,
+    /// `V × d` tangents (used when `kind` is `Dense`).
+    pub dense: &'a B::Buf,
+}
+
+/// Which closed-form exact solution the PDE suite uses, for the forcing kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SolutionKind {
+    /// `(1 − ‖x‖²) Σ_{i<d−1} c_i sin(x_i + cos x_{i+1} + x_{i+1} cos x_i)`.
+    TwoBody,
+    /// `(1 − ‖x‖²) Σ_{i<d−2} c_i exp(x_i x_{i+1} x_{i+2})`.
+    ThreeBody,
+}
+
+/// The nonlinearity `f(u)` in `L u + f(u) = g`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Nonlinearity {
+    /// `0` (Poisson).
+    Zero,
+    /// `u − u³` (Allen-Cahn).
+    AllenCahn,
+    /// `sin u` (Sine-Gordon).
+    SineGordon,
+}
+
+impl Nonlinearity {
+    /// `f(u)`.
+    pub fn value(self, u: f64) -> f64 {
+        match self {
+            Nonlinearity::Zero => 0.0,
+            Nonlinearity::AllenCahn => u - u * u * u,
+            Nonlinearity::SineGordon => u.sin(),
+        }
+    }
+
+    /// `f'(u)`.
+    pub fn derivative(self, u: f64) -> f64 {
+        match self {
+            Nonlinearity::Zero => 0.0,
+            Nonlinearity::AllenCahn => 1.0 - 3.0 * u * u,
+            Nonlinearity::SineGordon => u.cos(),
+        }
+    }
+}
+
+/// The PINN residual of one step: `r_n = Σ_s w·K!·u_K^s + f(u_0) − g(x_n)` with the hard-boundary
+/// ansatz `u = (1 − ‖x‖²)·m`, loss `Σ_n r_n² / N`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ResidualParams {
+    /// The jet shape of the model output (width 1).
+    pub shape: JetShape,
+    /// Input dimension `d`.
+    pub dim: usize,
+    /// Weight `w` of every direction's top derivative coefficient `y_K = K!·c_K`.
+    pub top_weight: f32,
+    /// `f(u)`.
+    pub nonlinearity: Nonlinearity,
+    /// Whether `u = (1 − ‖x‖²)·m` (else `u = m`).
+    pub hard_ball_boundary: bool,
+}
+
+/// Adam hyper-parameters of one update (`t` counts from 1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamStep {
+    /// Learning rate of this step.
+    pub lr: f32,
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Denominator guard.
+    pub eps: f32,
+    /// Step number, from 1 (for bias correction).
+    pub t: u32,
+}
+
+/// What a sampling kernel draws; all from the counter-based generator of [`crate::rng`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sampling {
+    /// Points `first..first + n` (each `d` long) of the unit-ball sampler: radius `U[0,1]` times a
+    /// normalised Gaussian direction ([`crate::rng::sample_ball_points_from`]).
+    BallPoints {
+        /// Index of the first point (to draw a large set in chunks).
+        first: usize,
+        /// Points.
+        n: usize,
+        /// Dimension.
+        d: usize,
+        /// Generator stream.
+        stream: u32,
+    },
+    /// `count` Rademacher signs.
+    Rademacher {
+        /// How many.
+        count: usize,
+    },
+    /// `count` standard normals.
+    Gaussian {
+        /// How many.
+        count: usize,
+    },
+}
+
+/// The device primitives of one training step. See the module documentation for layouts.
+pub trait Backend {
+    /// A device buffer of `f32`.
+    type Buf;
+    /// A device buffer of `u32`.
+    type Idx;
+
+    /// A human-readable description (backend and device).
+    fn describe(&self) -> String;
+
+    /// A zeroed buffer of `len` values; `what` names it in out-of-memory errors.
+    fn alloc(&self, len: usize, what: &'static str) -> Result<Self::Buf, BackendError>;
+
+    /// A zeroed index buffer.
+    fn alloc_idx(&self, len: usize, what: &'static str) -> Result<Self::Idx, BackendError>;
+
+    /// Copies host data into `dst[offset..offset + src.len()]`.
+    fn upload(&self, dst: &mut Self::Buf, offset: usize, src: &[f32]);
+
+    /// Copies host indices into `dst` (from the start).
+    fn upload_idx(&self, dst: &mut Self::Idx, src: &[u32]);
+
+    /// Reads `src[offset..offset + len]` back, after all work enqueued so far.
+    fn download(
+        &self,
+        src: &Self::Buf,
+        offset: usize,
+        len: usize,
+    ) -> impl Future<Output = Result<Vec<f32>, BackendError>>;
+
+    /// A matrix product (see [`Gemm`]). `c` must not alias `a` or `b`.
+    fn gemm(&self, g: Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf);
+
+    /// Adds the bias `params[bias_offset..+width]` to the primal rows (block 0) of a batch.
+    fn add_bias(&self, shape: JetShape, params: &Self::Buf, bias_offset: usize, z: &mut Self::Buf);
+
+    /// Accumulates `grad[bias_offset + h] += Σ_n z_bar[primal row n, h]`.
+    fn bias_grad(
+        &self,
+        shape: JetShape,
+        z_bar: &Self::Buf,
+        grad: &mut Self::Buf,
+        bias_offset: usize,
+    );
+
+    /// The jet rule of `act` on every (point, direction, feature) of `z`, written to `h` (same shape).
+    fn jet_activation_forward(
+        &self,
+        act: Activation,
+        shape: JetShape,
+        z: &Self::Buf,
+        h: &mut Self::Buf,
+    );
+
+    /// Adjoint of [`Backend::jet_activation_forward`]: `z_bar` from `z` and `h_bar` (overwrites).
+    fn jet_activation_backward(
+        &self,
+        act: Activation,
+        shape: JetShape,
+        z: &Self::Buf,
+        h_bar: &Self::Buf,
+        z_bar: &mut Self::Buf,
+    );
+
+    /// The input layer on a jet batch: primal rows `x·W1ᵀ + b1`, slot-1 tangent rows `W1·v_s` for
+    /// every point (a column gather for one-hot probes), all other coefficient rows zero. `shape` is
+    /// the output shape (width = hidden width); `points` is `n × dim`; `W1` is at `weight_offset`.
+    fn input_layer_forward(
+        &self,
+        shape: JetShape,
+        dim: usize,
+        points: &Self::Buf,
+        probes: &Probes<'_, Self>,
+        params: &Self::Buf,
+        weight_offset: usize,
+        z: &mut Self::Buf,
+    );
+
+    /// Adjoint of [`Backend::input_layer_forward`] for the weights: accumulates `∂/∂W1` (primal rows:
+    /// `z_barᵀ·x`; tangent rows: a scatter-add into the probed columns, or `Σ z_barᵀ·v_s` for dense
+    /// probes) and `∂/∂b1` into `grad`.
+    fn input_layer_backward(
+        &self,
+        shape: JetShape,
+        dim: usize,
+        points: &Self::Buf,
+        probes: &Probes<'_, Self>,
+        z_bar: &Self::Buf,
+        grad: &mut Self::Buf,
+        weight_offset: usize,
+    );
+
+    /// The PINN residual: from the network output `m` (jet batch of width 1), the points, the probes
+    /// and the forcing `g` (`n` values), writes the per-point squared residuals to `loss_terms` (`n`
+    /// values; the loss is their mean) and the cotangent of `m` to `m_bar`.
+    fn pinn_residual(
+        &self,
+        p: ResidualParams,
+        m: &Self::Buf,
+        points: &Self::Buf,
+        probes: &Probes<'_, Self>,
+        forcing: &Self::Buf,
+        loss_terms: &mut Self::Buf,
+        m_bar: &mut Self::Buf,
+    );
+
+    /// Closed-form forcing `g(x) = Δu*(x) + f(u*(x))` and exact values `u*(x)` at `n` points.
+    fn forcing(
+        &self,
+        solution: SolutionKind,
+        nonlinearity: Nonlinearity,
+        dim: usize,
+        coeffs: &Self::Buf,
+        points: &Self::Buf,
+        g: &mut Self::Buf,
+        exact: &mut Self::Buf,
+    );
+
+    /// Draws from the counter-based generator at `(seed, step)` into `out`.
+    fn sample(&self, what: Sampling, seed: u64, step: u32, out: &mut Self::Buf);
+
+    /// One fused Adam update of `params` from `grad`, then zeroes `grad`.
+    fn adam(
+        &self,
+        step: AdamStep,
+        params: &mut Self::Buf,
+        grad: &mut Self::Buf,
+        m: &mut Self::Buf,
+        v: &mut Self::Buf,
+    );
+
+    /// Sums of `n` predictions against exact values into `out[0..4]`:
+    /// `[Σ(p−e)², Σe², Σ|p−e|, Σ|e|]` (for relative L2 and L1 errors).
+    fn error_sums(&self, n: usize, pred: &Self::Buf, exact: &Self::Buf, out: &mut Self::Buf);
+}

@@ -1,0 +1,399 @@
+//! Counter-based random numbers (Philox4x32-10) and the samplers built on them, specified so that the
+//! WGSL and CUDA backends reproduce them: integers and uniforms bit for bit, normals to rounding.
+//!
+//! # Specification (what every backend must implement)
+//!
+//! * **Generator.** Philox4x32-10 of Salmon et al. (2011), exactly as in Random123: multipliers
+//!   `0xD2511F53` (applied to counter word 0) and `0xCD9E8D57` (word 2), Weyl key increments
+//!   `0x9E3779B9`, `0xBB67AE85`, ten rounds, the key bumped between rounds (nine bumps).
+//! * **Key.** A `u64` seed becomes the key `[seed as u32, (seed >> 32) as u32]` (low word first).
+//! * **Address.** A block of four words is addressed by `(stream, step, index, sub)`, placed in the
+//!   counter as `[index, step, stream, sub]`. `stream` is one of the constants in [`streams`], `step`
+//!   the training step (or another slowly varying address where a stream is not per-step), `index` the
+//!   position inside the step, and `sub` a sub-stream selector that is `0` unless a sampler says
+//!   otherwise. Word `w ∈ 0..4` of a block is the `w`-th output word.
+//! * **Uniforms in f32.** [`uniform_f32`]`(u) = (u >> 8) as f32 · 2⁻²⁴ ∈ [0, 1)` and
+//!   [`uniform_open_f32`]`(u) = ((u >> 8) | 1) as f32 · 2⁻²⁴ ∈ (0, 1)`. Both integers are below `2²⁴`, so
+//!   the conversion and the scaling are exact: no rounding mode can make two devices disagree. (The
+//!   open form sets the lowest of the 24 bits instead of adding ½: `(u >> 8) + 0.5` needs 25 significant
+//!   bits, rounds in f32, and the largest value would round up to exactly `1.0`.)
+//! * **Normals in f32.** Box–Muller on one block: from words `(w0, w1)` take `u1 = uniform_open_f32(w0)`,
+//!   `u2 = uniform_open_f32(w1)`, `r = sqrt(−2·ln u1)`, `θ = 2π·(u2 − ½)` and return
+//!   `z0 = r·cos θ`, `z1 = r·sin θ`; words `(w2, w3)` give `z2, z3` the same way. All arithmetic is f32,
+//!   `2π` is the f32 constant `6.2831855`. `u2 − ½` is exact, and keeping `θ` in `(−π, π)` keeps it in
+//!   the range where WGSL guarantees the accuracy of `sin`/`cos`. `ln`, `sqrt`, `sin` and `cos` are not
+//!   correctly rounded on every device, so normals agree across backends to a few ulps, not bit for bit.
+//!   CUDA must use `logf`, `sqrtf`, `sinf`, `cosf` (not the `__` intrinsics or `-use_fast_math`).
+//! * **Rademacher signs.** [`rademacher_f32`]`(u) = −1` if bit 31 of `u` is set, else `+1`.
+//! * **Flat fills.** Element `e` of a flat buffer filled from `(stream, step)` uses word `e % 4` of the
+//!   block at `index = e / 4`, `sub = 0` ([`Philox::fill_uniform_f32`], [`Philox::fill_normal_f32`],
+//!   [`Philox::fill_rademacher_f32`]).
+//! * **Ball points** ([`sample_ball_points`]) and **index sets** ([`sample_index_set`]) have their own
+//!   addressing, written in their docs.
+//! * **f64** ([`uniform_f64`], [`box_muller_f64`], [`Philox::normal_f64`]) is host-only: two words make
+//!   one 53-bit uniform, and one block makes two normals.
+
+/// Named streams: the `stream` word of the counter, one per consumer, so that no two consumers ever
+/// share a block.
+pub mod streams {
+    /// Residual (collocation) points, one draw per training step.
+    pub const RESIDUAL_POINTS: u32 = 1;
+    /// Test points, drawn once (step 0).
+    pub const TEST_POINTS: u32 = 2;
+    /// Sampled dimensions of the sparse estimators ([`super::sample_index_set`]).
+    pub const INDEX_SET: u32 = 3;
+    /// Dense probe tangents (Gaussian or Rademacher) of the dense estimators.
+    pub const DENSE_TANGENTS: u32 = 4;
+    /// The coefficients `c_i` of the exact solutions ([`super::solution_coeffs`]).
+    pub const SOLUTION_COEFFS: u32 = 5;
+    /// Initial model weights.
+    pub const INIT_WEIGHTS: u32 = 6;
+}
+
+/// Multiplier applied to counter word 0 in each round.
+const PHILOX_M0: u32 = 0xD251_1F53;
+/// Multiplier applied to counter word 2 in each round.
+const PHILOX_M1: u32 = 0xCD9E_8D57;
+/// Weyl increment of key word 0 (golden ratio).
+const PHILOX_W0: u32 = 0x9E37_79B9;
+/// Weyl increment of key word 1 (√3 − 1).
+const PHILOX_W1: u32 = 0xBB67_AE85;
+
+/// 2⁻²⁴, the spacing of the 24-bit f32 uniforms.
+const TWO_POW_M24_F32: f32 = 1.0 / 16_777_216.0;
+/// 2⁻⁵³, the spacing of the 53-bit f64 uniforms.
+const TWO_POW_M53_F64: f64 = 1.0 / 9_007_199_254_740_992.0;
+
+/// The Philox4x32-10 bijection: ten rounds of the Random123 `philox4x32` function.
+///
+/// Each round multiplies words 0 and 2 by fixed odd constants, keeps both halves of the 64-bit
+/// products, and mixes the high halves with words 1 and 3 and the round key.
+pub fn philox4x32(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    let mut ctr = counter;
+    let mut k = key;
+    for round in 0..10 {
+        if round > 0 {
+            k = [k[0].wrapping_add(PHILOX_W0), k[1].wrapping_add(PHILOX_W1)];
+        }
+        let p0 = u64::from(PHILOX_M0) * u64::from(ctr[0]);
+        let p1 = u64::from(PHILOX_M1) * u64::from(ctr[2]);
+        let (hi0, lo0) = ((p0 >> 32) as u32, p0 as u32);
+        let (hi1, lo1) = ((p1 >> 32) as u32, p1 as u32);
+        ctr = [hi1 ^ ctr[1] ^ k[0], lo1, hi0 ^ ctr[3] ^ k[1], lo0];
+    }
+    ctr
+}
+
+/// A 24-bit uniform in `[0, 1)`: `(u >> 8) as f32 · 2⁻²⁴`, exact in f32.
+pub fn uniform_f32(u: u32) -> f32 {
+    (u >> 8) as f32 * TWO_POW_M24_F32
+}
+
+/// A uniform in the open interval `(0, 1)`: `((u >> 8) | 1) as f32 · 2⁻²⁴`, exact in f32.
+///
+/// The values are the odd multiples of `2⁻²⁴`, from `2⁻²⁴` to `1 − 2⁻²⁴`, each equally likely, so the
+/// mean is exactly ½ and `ln` never sees zero.
+pub fn uniform_open_f32(u: u32) -> f32 {
+    ((u >> 8) | 1) as f32 * TWO_POW_M24_F32
+}
+
+/// A 53-bit uniform in `[0, 1)` from two words (`hi` supplies the top 32 bits). Host only.
+pub fn uniform_f64(lo: u32, hi: u32) -> f64 {
+    (join(lo, hi) >> 11) as f64 * TWO_POW_M53_F64
+}
+
+/// A uniform in `(0, 1)` from two words: the 53-bit integer with its lowest bit set, times `2⁻⁵³`.
+/// Host only.
+pub fn uniform_open_f64(lo: u32, hi: u32) -> f64 {
+    ((join(lo, hi) >> 11) | 1) as f64 * TWO_POW_M53_F64
+}
+
+/// `hi·2³² + lo`.
+fn join(lo: u32, hi: u32) -> u64 {
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// A Rademacher sign from the top bit of a word: `−1` if bit 31 is set, else `+1`.
+pub fn rademacher_f32(u: u32) -> f32 {
+    if u & 0x8000_0000 != 0 {
+        -1.0
+    } else {
+        1.0
+    }
+}
+
+/// Box–Muller in f32 on two words: `r = sqrt(−2 ln u1)`, `θ = 2π(u2 − ½)`, returns `[r cos θ, r sin θ]`
+/// with `u1, u2` the open uniforms of `w1`, `w2`.
+pub fn box_muller_f32(w1: u32, w2: u32) -> [f32; 2] {
+    let u1 = uniform_open_f32(w1);
+    let u2 = uniform_open_f32(w2);
+    let r = (-2.0 * u1.ln()).sqrt();
+    // Centring the angle costs nothing (the subtraction is exact) and keeps it where GPU sin/cos are
+    // accurate; the distribution of (z0, z1) is unchanged because θ is still uniform on a full turn.
+    let theta = std::f32::consts::TAU * (u2 - 0.5);
+    [r * theta.cos(), r * theta.sin()]
+}
+
+/// Box–Muller in f64 on one whole block: words `(0, 1)` make `u1`, words `(2, 3)` make `u2`, with the
+/// same formulas as [`box_muller_f32`]. Host only.
+pub fn box_muller_f64(block: [u32; 4]) -> [f64; 2] {
+    let u1 = uniform_open_f64(block[0], block[1]);
+    let u2 = uniform_open_f64(block[2], block[3]);
+    let r = (-2.0 * u1.ln()).sqrt();
+    let theta = std::f64::consts::TAU * (u2 - 0.5);
+    [r * theta.cos(), r * theta.sin()]
+}
+
+/// A keyed Philox generator: every draw is a pure function of `(seed, stream, step, index, sub)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Philox {
+    key: [u32; 2],
+}
+
+impl Philox {
+    /// The generator for `seed`; the key is `[low word, high word]`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            key: [seed as u32, (seed >> 32) as u32],
+        }
+    }
+
+    /// The Philox key.
+    pub fn key(&self) -> [u32; 2] {
+        self.key
+    }
+
+    /// The block at counter `[index, step, stream, 0]`.
+    pub fn block(&self, stream: u32, step: u32, index: u32) -> [u32; 4] {
+        self.block_sub(stream, step, index, 0)
+    }
+
+    /// The block at counter `[index, step, stream, sub]`.
+    pub fn block_sub(&self, stream: u32, step: u32, index: u32, sub: u32) -> [u32; 4] {
+        philox4x32([index, step, stream, sub], self.key)
+    }
+
+    /// Four uniforms in `[0, 1)` ([`uniform_f32`] of each word of the block).
+    pub fn uniform_f32(&self, stream: u32, step: u32, index: u32) -> [f32; 4] {
+        self.block(stream, step, index).map(uniform_f32)
+    }
+
+    /// Four standard normals: [`box_muller_f32`] on words `(0, 1)` and `(2, 3)`.
+    pub fn normal_f32(&self, stream: u32, step: u32, index: u32) -> [f32; 4] {
+        let b = self.block(stream, step, index);
+        let [z0, z1] = box_muller_f32(b[0], b[1]);
+        let [z2, z3] = box_muller_f32(b[2], b[3]);
+        [z0, z1, z2, z3]
+    }
+
+    /// Four Rademacher signs ([`rademacher_f32`] of each word).
+    pub fn rademacher_f32(&self, stream: u32, step: u32, index: u32) -> [f32; 4] {
+        self.block(stream, step, index).map(rademacher_f32)
+    }
+
+    /// Two standard normals in f64 from one block ([`box_muller_f64`]). Host only.
+    pub fn normal_f64(&self, stream: u32, step: u32, index: u32) -> [f64; 2] {
+        box_muller_f64(self.block(stream, step, index))
+    }
+
+    /// Fills `out` with uniforms: element `e` is word `e % 4` of block `index = e / 4`.
+    ///
+    /// # Panics
+    /// If `out` needs more than `2³²` blocks.
+    #[track_caller]
+    pub fn fill_uniform_f32(&self, stream: u32, step: u32, out: &mut [f32]) {
+        self.fill_flat(out, |b| self.uniform_f32(stream, step, b));
+    }
+
+    /// Fills `out` with standard normals: element `e` is normal `e % 4` of block `index = e / 4`.
+    ///
+    /// # Panics
+    /// If `out` needs more than `2³²` blocks.
+    #[track_caller]
+    pub fn fill_normal_f32(&self, stream: u32, step: u32, out: &mut [f32]) {
+        self.fill_flat(out, |b| self.normal_f32(stream, step, b));
+    }
+
+    /// Fills `out` with Rademacher signs: element `e` is the sign of word `e % 4` of block `e / 4`.
+    ///
+    /// # Panics
+    /// If `out` needs more than `2³²` blocks.
+    #[track_caller]
+    pub fn fill_rademacher_f32(&self, stream: u32, step: u32, out: &mut [f32]) {
+        self.fill_flat(out, |b| self.rademacher_f32(stream, step, b));
+    }
+
+    /// The flat layout shared by the `fill_*` methods.
+    #[track_caller]
+    fn fill_flat(&self, out: &mut [f32], block: impl Fn(u32) -> [f32; 4]) {
+        let blocks = out.len().div_ceil(4);
+        assert!(
+            blocks as u64 <= 1 << 32,
+            "a flat fill of {} elements needs {blocks} blocks, more than the 2^32 a step can address",
+            out.len()
+        );
+        for (b, chunk) in out.chunks_mut(4).enumerate() {
+            let words = block(b as u32);
+            chunk.copy_from_slice(&words[..chunk.len()]);
+        }
+    }
+}
+
+/// Points in the unit ball of `R^d`, written row-major into `out` (`n × d`): point `i` is
+/// `r_i · z_i / ‖z_i‖` with `r_i ~ U[0, 1)` and `z_i` a standard Gaussian vector.
+///
+/// This is the sampler of the paper's official code, **not** uniform in volume: the radius is uniform,
+/// so mass concentrates near the centre (a volume-uniform radius would be `U^{1/d}`). Test and residual
+/// points must both come from it to match the paper.
+///
+/// Same as [`sample_ball_points_from`] with `first = 0`.
+///
+/// # Panics
+/// As [`sample_ball_points_from`].
+#[track_caller]
+pub fn sample_ball_points(seed: u64, stream: u32, step: u32, n: usize, d: usize, out: &mut [f32]) {
+    sample_ball_points_from(seed, stream, step, 0, n, d, out);
+}
+
+/// Points `first .. first + n` of the ball sampler of [`sample_ball_points`], so that a large set (the
+/// test points at high `d`) can be drawn in chunks and still equal the one-shot draw.
+///
+/// Addressing, which a GPU thread per (point `i`, quad `q` of coordinates) reproduces:
+/// * coordinates `4q .. 4q + 4` of the Gaussian direction of point `i` are the four normals
+///   ([`Philox::normal_f32`] formulas) of the block at counter `[q, step, stream, i + 1]`; the extra
+///   coordinates of the last quad (when `4 ∤ d`) are discarded;
+/// * the radius of point `i` is [`uniform_f32`] of word 0 of the block at counter `[i, step, stream, 0]`.
+///
+/// The point index lives in the `sub` word rather than being folded into `index` (`i·⌈d/4⌉ + q`),
+/// because that product overflows 32 bits for 20 000 test points at `d = 10⁶`.
+///
+/// The norm `‖z_i‖` is accumulated in f64 here; a GPU reduces in f32 in its own order, so points agree
+/// across backends to rounding (like the normals they come from), not bit for bit.
+///
+/// # Panics
+/// If `out.len() != n·d`, if `d` needs more than `2³²` quads, or if a point index reaches `2³² − 1`.
+#[track_caller]
+pub fn sample_ball_points_from(
+    seed: u64,
+    stream: u32,
+    step: u32,
+    first: usize,
+    n: usize,
+    d: usize,
+    out: &mut [f32],
+) {
+    assert_eq!(
+        out.len(),
+        n * d,
+        "ball points: out has {} values, expected n·d = {n}·{d}",
+        out.len()
+    );
+    let quads = d.div_ceil(4);
+    assert!(
+        quads as u64 <= 1 << 32,
+        "ball points: d = {d} needs more than 2^32 quads"
+    );
+    assert!(
+        ((first + n) as u64) < u64::from(u32::MAX),
+        "ball points: point index {} does not fit the sub word",
+        first + n
+    );
+    let rng = Philox::new(seed);
+    for (row, point) in out.chunks_mut(d.max(1)).enumerate().take(n) {
+        let i = (first + row) as u32;
+        for (q, chunk) in point.chunks_mut(4).enumerate() {
+            let b = rng.block_sub(stream, step, q as u32, i + 1);
+            let [z0, z1] = box_muller_f32(b[0], b[1]);
+            let [z2, z3] = box_muller_f32(b[2], b[3]);
+            chunk.copy_from_slice(&[z0, z1, z2, z3][..chunk.len()]);
+        }
+        let norm = point
+            .iter()
+            .map(|&z| f64::from(z) * f64::from(z))
+            .sum::<f64>()
+            .sqrt();
+        let radius = f64::from(uniform_f32(rng.block_sub(stream, step, i, 0)[0]));
+        // A zero Gaussian vector cannot occur in practice (r > 0 for every open uniform), but if it
+        // did, the origin is a valid point and beats a NaN.
+        let scale = if norm > 0.0 { radius / norm } else { 0.0 };
+        for z in point.iter_mut() {
+            *z = (f64::from(*z) * scale) as f32;
+        }
+    }
+}
+
+/// `v` distinct indices from `0..d`, without replacement, for step `step` of stream
+/// [`streams::INDEX_SET`], written to `out` in the order they are chosen.
+///
+/// Floyd's algorithm, so that a single GPU thread can run it with `v` words of state. The `m`-th draw
+/// (`m = 0, 1, …, v − 1`) takes `u` = word `m % 4` of the block at counter
+/// `[m / 4, step, INDEX_SET, 0]`; for `j = d − v + m`:
+///
+/// ```text
+/// t = ((u as u64 · (j + 1) as u64) >> 32)      // uniform on 0..=j, bias below (j+1)/2³²
+/// out[m] = if t is among out[..m] { j } else { t }
+/// ```
+///
+/// Every `v`-subset is equally likely (up to that bias); the order is not a uniform permutation
+/// (late indices tend to come late), which the estimators do not need.
+///
+/// # Panics
+/// If `v > d`, `out.len() != v`, or `d > 2³²`.
+#[track_caller]
+pub fn sample_index_set(seed: u64, step: u32, d: usize, v: usize, out: &mut [u32]) {
+    assert!(
+        v <= d,
+        "index set: cannot draw {v} distinct indices from 0..{d}"
+    );
+    assert_eq!(
+        out.len(),
+        v,
+        "index set: out has {} slots, v = {v}",
+        out.len()
+    );
+    assert!(
+        d as u64 <= 1 << 32,
+        "index set: d = {d} does not fit in u32"
+    );
+    let rng = Philox::new(seed);
+    // A linear scan is what a GPU thread does and is fastest for the usual V ≤ a few hundred; a hash
+    // set keeps huge V from going quadratic on the host.
+    let mut seen = (v > 256).then(|| std::collections::HashSet::with_capacity(v));
+    let mut block = [0u32; 4];
+    for m in 0..v {
+        if m % 4 == 0 {
+            block = rng.block(streams::INDEX_SET, step, (m / 4) as u32);
+        }
+        let u = block[m % 4];
+        let j = (d - v + m) as u64;
+        let t = ((u64::from(u) * (j + 1)) >> 32) as u32;
+        let taken = match &seen {
+            Some(set) => set.contains(&t),
+            None => out[..m].contains(&t),
+        };
+        let pick = if taken { j as u32 } else { t };
+        out[m] = pick;
+        if let Some(set) = &mut seen {
+            set.insert(pick);
+        }
+    }
+}
+
+/// `len` coefficients `c_i ~ N(0, 1)` of the exact solutions, from stream
+/// [`streams::SOLUTION_COEFFS`], step 0: `c_i` is normal `i % 2` of [`Philox::normal_f64`] at
+/// `index = i / 2`. The sequence does not depend on `len`, so the first `d − 2` coefficients of a
+/// three-body problem equal those of the two-body problem with the same seed.
+///
+/// # Panics
+/// If `len > 2³³`.
+#[track_caller]
+pub fn solution_coeffs(seed: u64, len: usize) -> Vec<f64> {
+    assert!(
+        len as u64 <= 1 << 33,
+        "solution coefficients: {len} is more than one step of the stream can address"
+    );
+    let rng = Philox::new(seed);
+    (0..len)
+        .map(|i| rng.normal_f64(streams::SOLUTION_COEFFS, 0, (i / 2) as u32)[i % 2])
+        .collect()
+}
