@@ -6,7 +6,8 @@ use crate::reference;
 use crate::series::{self, Unary};
 
 /// Hidden-layer activation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Activation {
     /// `tanh` (the paper's choice).
     Tanh,
@@ -72,7 +73,9 @@ impl MlpShape {
 
     /// Total number of parameters.
     pub fn n_params(&self) -> usize {
-        self.offsets(self.n_layers()).0
+        (0..self.n_layers())
+            .map(|l| self.dims[l + 1] * (self.dims[l] + 1))
+            .sum()
     }
 }
 

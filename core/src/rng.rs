@@ -312,7 +312,7 @@ pub fn sample_ball_points_from(
             .map(|&z| f64::from(z) * f64::from(z))
             .sum::<f64>()
             .sqrt();
-        let radius = f64::from(uniform_f32(rng.block_sub(stream, step, i, 0)[0]));
+        let radius = f64::from(ball_radius(seed, stream, step, i as usize));
         // A zero Gaussian vector cannot occur in practice (r > 0 for every open uniform), but if it
         // did, the origin is a valid point and beats a NaN.
         let scale = if norm > 0.0 { radius / norm } else { 0.0 };
@@ -320,6 +320,13 @@ pub fn sample_ball_points_from(
             *z = (f64::from(*z) * scale) as f32;
         }
     }
+}
+
+/// The radius `r_i ~ U[0, 1)` of point `i` of the ball sampler ([`sample_ball_points_from`]): word 0 of
+/// the block at counter `[i, step, stream, 0]`. Points satisfy `‖x_i‖ = r_i` up to f32 rounding, which
+/// lets the host know `1 − ‖x‖²` of points drawn on a device.
+pub fn ball_radius(seed: u64, stream: u32, step: u32, i: usize) -> f32 {
+    uniform_f32(Philox::new(seed).block_sub(stream, step, i as u32, 0)[0])
 }
 
 /// `v` distinct indices from `0..d`, without replacement, for step `step` of stream

@@ -333,11 +333,13 @@ pub trait Backend {
         m_bar: &mut Self::Buf,
     );
 
-    /// Closed-form forcing `g(x) = Δu*(x) + f(u*(x))` and exact values `u*(x)` at `n` points.
+    /// Closed-form forcing `g(x) = Δu*(x) + f(u*(x))` and exact values `u*(x)` at the first `n`
+    /// points of `points` (`coeffs` holds the `c_i` of the solution).
     fn forcing(
         &self,
         solution: SolutionKind,
         nonlinearity: Nonlinearity,
+        n: usize,
         dim: usize,
         coeffs: &Self::Buf,
         points: &Self::Buf,
@@ -357,8 +359,4 @@ pub trait Backend {
         m: &mut Self::Buf,
         v: &mut Self::Buf,
     );
-
-    /// Sums of `n` predictions against exact values into `out[0..4]`:
-    /// `[Σ(p−e)², Σe², Σ|p−e|, Σ|e|]` (for relative L2 and L1 errors).
-    fn error_sums(&self, n: usize, pred: &Self::Buf, exact: &Self::Buf, out: &mut Self::Buf);
 }

@@ -287,6 +287,7 @@ impl Backend for ReferenceBackend {
         &self,
         solution: SolutionKind,
         nonlinearity: Nonlinearity,
+        n: usize,
         dim: usize,
         coeffs: &Self::Buf,
         points: &Self::Buf,
@@ -303,7 +304,6 @@ impl Backend for ReferenceBackend {
             dim,
             coeffs: coeffs[..solution.n_terms(dim)].to_vec(),
         };
-        let n = g.len().min(points.len() / dim);
         for i in 0..n {
             let x = &points[i * dim..(i + 1) * dim];
             g[i] = problem.forcing(x);
@@ -344,17 +344,5 @@ impl Backend for ReferenceBackend {
             params[i] -= f64::from(s.lr) * mh / (vh.sqrt() + f64::from(s.eps));
             grad[i] = 0.0;
         }
-    }
-
-    fn error_sums(&self, n: usize, pred: &Self::Buf, exact: &Self::Buf, out: &mut Self::Buf) {
-        let mut sums = [0.0; 4];
-        for i in 0..n {
-            let diff = pred[i] - exact[i];
-            sums[0] += diff * diff;
-            sums[1] += exact[i] * exact[i];
-            sums[2] += diff.abs();
-            sums[3] += exact[i].abs();
-        }
-        out[..4].copy_from_slice(&sums);
     }
 }
