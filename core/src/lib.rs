@@ -1,5 +1,5 @@
 //! stde-core: jets, adjoints, the mixed-partial planner, STDE estimators, models and the f64 reference.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod jet;
 pub mod planner;
@@ -12,3 +12,4 @@ pub mod mlp;
 pub mod backend;
 pub mod estimator;
 pub mod train;
+pub mod conformance;

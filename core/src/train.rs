@@ -495,6 +495,13 @@ impl<'b, B: Backend> Trainer<'b, B> {
 
     /// Enqueues one optimisation step; nothing is read back.
     pub fn step(&mut self) {
+        self.accumulate_gradient();
+        self.apply_update();
+    }
+
+    /// Samples the step's points and probes, runs the jet forward pass, the residual and the adjoint,
+    /// and accumulates `∂loss/∂θ` into the gradient buffer (zeroed by every update).
+    pub fn accumulate_gradient(&mut self) {
         let be = self.backend;
         let cfg = &self.cfg;
         let b = &mut self.bufs;
@@ -632,6 +639,13 @@ impl<'b, B: Backend> Trainer<'b, B> {
             );
         }
         be.input_layer_backward(hidden, d, &b.points, &probes, &b.bar_a, &mut b.grad, 0);
+    }
+
+    /// Applies Adam with the scheduled learning rate and advances the step counter.
+    pub fn apply_update(&mut self) {
+        let be = self.backend;
+        let cfg = &self.cfg;
+        let b = &mut self.bufs;
         let t = self.progress.step + 1;
         let lr = cfg.schedule.lr(cfg.lr, self.progress.step, cfg.steps);
         be.adam(
@@ -778,6 +792,15 @@ impl<'b, B: Backend> Trainer<'b, B> {
             self.progress.best = Some(eval);
         }
         Ok(eval)
+    }
+
+    /// The accumulated gradient, read back (for tests and diagnostics).
+    ///
+    /// # Errors
+    /// [`TrainError::Backend`] if the read fails.
+    pub async fn gradient(&self) -> Result<Vec<f32>, TrainError> {
+        let n = self.shape.n_params();
+        Ok(self.backend.download(&self.bufs.grad, 0, n).await?)
     }
 
     /// Reads the parameters, Adam moments and progress back to the host (for checkpoints).
