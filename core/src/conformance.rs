@@ -90,7 +90,9 @@ pub fn compare(case: &str, got: &[f32], expected: &[f32], tol: Tolerance) -> Che
     for (i, (&g, &e)) in got.iter().zip(expected).enumerate() {
         let (g, e) = (f64::from(g), f64::from(e));
         let bound = tol.abs * scale + tol.rel * e.abs();
-        if !((g - e).abs() <= bound) {
+        // Written so that a NaN fails too.
+        let within = (g - e).abs() <= bound;
+        if !within {
             return Err(Mismatch {
                 case: case.to_string(),
                 index: i,

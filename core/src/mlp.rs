@@ -273,7 +273,9 @@ impl Model {
         }
     }
 
-    /// Adjoint: accumulates the parameter gradient and returns the input cotangent.
+    /// Adjoint: accumulates the parameter gradient and returns the cotangent of the input batch along
+    /// the network path only. The boundary factor depends on `x` but not on `θ`, so its path to the
+    /// input is not propagated (parameter gradients are complete).
     pub fn jet_backward(&self, tape: &ModelTape, out_bar: JetBatch, grad: &mut [f64]) -> JetBatch {
         let mlp_bar = match &tape.factor {
             Some(f) => {
