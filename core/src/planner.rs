@@ -14,20 +14,24 @@
 //! order `j_t` and read order `k = Σ q_t·j_t`. The target appears with coefficient
 //! `k! / Π_t (q_t! (j_t!)^{q_t})`; every *other* partition of `k` into the active slot orders is a
 //! contaminating derivative. [`plan`] searches slot orders for a *clean* choice (the partition is
-//! unique), and otherwise subtracts the contaminants with further pushforwards planned recursively.
+//! unique); otherwise it cancels the contaminants with further pushforwards: the same slot orders
+//! restricted to subsets of the variables remove every contaminant that misses a variable
+//! (inclusion–exclusion), and exact elimination across several slot choices removes the rest.
+//! [`plan_with_slots`] does the same for a slot choice made by hand (the 1D g-KdV jets).
 //! [`expand`] and [`analyze`] report exactly what a hand-built jet yields, so constructions such as the
 //! paper's 2D KdV 13-jet can be checked (it is contaminated; see STDE.md §3).
 //!
 //! Coefficients are computed exactly in `u128` (they are integers: they count the set partitions of
-//! `k` labelled items into blocks of the given sizes) and only converted to `f64` at the API boundary.
+//! `k` labelled items into blocks of the given sizes) and plan weights exactly as `i128` rationals;
+//! both are converted to `f64` only at the API boundary, so a plan's weights are correctly rounded.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use thiserror::Error;
 
-/// The largest read order [`expand`] accepts: `33!` still fits in a `u128`, which keeps every
-/// coefficient exact before it is converted to `f64`.
+/// The largest read order [`expand`] accepts, and the cap on [`PlannerParams::max_order`]: `33!`
+/// still fits in a `u128` (and an `i128`), which keeps every coefficient exact.
 pub const MAX_EXPAND_ORDER: usize = 33;
 
 /// A mixed partial derivative `∂^α`: a sorted list of `(variable index, multiplicity ≥ 1)`.
@@ -206,17 +210,36 @@ fn check_slots(slots: &[(usize, usize)]) {
 /// Every partition of `k` into the slot orders of `slots`, as `(derivative, exact coefficient)`,
 /// merged by derivative and sorted. `slots` must satisfy [`check_slots`] and `k ≤ MAX_EXPAND_ORDER`.
 fn expand_exact(slots: &[(usize, usize)], k: usize) -> Vec<(MultiIndex, u128)> {
-    // Slots above k can never be a part of a partition of k.
-    let active: Vec<(usize, usize)> = slots.iter().copied().filter(|&(j, _)| j <= k).collect();
+    expand_with_min(slots, k, 0)
+}
+
+/// The terms of `y_k` that use every slot of `slots` at least once (with one slot per variable:
+/// the derivatives that involve every variable).
+fn full_support_terms(slots: &[(usize, usize)], k: usize) -> Vec<(MultiIndex, u128)> {
+    expand_with_min(slots, k, 1)
+}
+
+/// The partitions of `k` in which every slot is used at least `min_count` times. Enumerating the
+/// remainder `k − min_count·Σ j` directly avoids generating the partitions that would be dropped.
+fn expand_with_min(
+    slots: &[(usize, usize)],
+    k: usize,
+    min_count: usize,
+) -> Vec<(MultiIndex, u128)> {
+    let floor: usize = slots.iter().map(|&(j, _)| j * min_count).sum();
+    let Some(rest) = k.checked_sub(floor) else {
+        return Vec::new();
+    };
     let k_fact = factorial_u128(k);
     let mut merged: BTreeMap<MultiIndex, u128> = BTreeMap::new();
-    let mut counts = vec![0usize; active.len()];
-    partitions(&active, 0, k, &mut counts, &mut |counts| {
+    let mut counts = vec![0usize; slots.len()];
+    partitions(slots, 0, rest, &mut counts, &mut |extra| {
         // k! / Π_j (p_j! (j!)^{p_j}) is an integer (a count of set partitions), so dividing the
-        // exact k! by the exact denominator loses nothing.
+        // exact k! by the exact denominator loses nothing; every factor divides k!, so no overflow.
         let mut denom: u128 = 1;
-        let mut pairs = Vec::with_capacity(active.len());
-        for (&(j, var), &p) in active.iter().zip(counts.iter()) {
+        let mut pairs = Vec::with_capacity(slots.len());
+        for (&(j, var), &e) in slots.iter().zip(extra.iter()) {
+            let p = e + min_count;
             denom *= factorial_u128(p) * factorial_u128(j).pow(p as u32);
             if p > 0 {
                 pairs.push((var, p as u32));
@@ -225,6 +248,19 @@ fn expand_exact(slots: &[(usize, usize)], k: usize) -> Vec<(MultiIndex, u128)> {
         *merged.entry(MultiIndex::new(&pairs)).or_insert(0) += k_fact / denom;
     });
     merged.into_iter().collect()
+}
+
+/// How many count vectors `p ≥ 0` solve `Σ p_t·js_t = k` (saturating at 2: callers only ask whether
+/// the solution is unique). Coin-change counting, `O(|js|·k)`, far cheaper than enumerating.
+fn count_partitions(js: &[usize], k: usize) -> u8 {
+    let mut ways = vec![0u8; k + 1];
+    ways[0] = 1;
+    for &j in js {
+        for s in j..=k {
+            ways[s] = ways[s].saturating_add(ways[s - j]).min(2);
+        }
+    }
+    ways[k]
 }
 
 /// Calls `emit` with every count vector `p` such that `Σ p_s·j_s = rest` over `slots[s..]`.
@@ -411,10 +447,7 @@ impl Plan {
                 builder.jet(&jet.slots, jet.order);
             }
             for r in &p.readouts {
-                builder.add(
-                    offset + r.target,
-                    &RawReadout::new(p.jets[r.jet].slots.clone(), r.order, r.weight),
-                );
+                builder.add_f64(offset + r.target, &p.jets[r.jet].slots, r.order, r.weight);
             }
         }
         builder.build()
@@ -441,7 +474,8 @@ impl fmt::Display for Plan {
 /// Knobs of [`plan`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlannerParams {
-    /// The largest jet order a plan may use (read orders are ≤ this too).
+    /// The largest jet order a plan may use (read orders are ≤ this too). Values above
+    /// [`MAX_EXPAND_ORDER`] are treated as [`MAX_EXPAND_ORDER`].
     pub max_order: usize,
     /// Whether a contaminated readout may be used with its contaminants subtracted by extra
     /// pushforwards. When false, only clean readouts are accepted.
@@ -469,7 +503,7 @@ pub enum PlanError {
     OrderTooHigh {
         /// The smallest read order any slot assignment needs.
         needed: usize,
-        /// [`PlannerParams::max_order`].
+        /// [`PlannerParams::max_order`] (capped at [`MAX_EXPAND_ORDER`]).
         max: usize,
     },
     /// No clean readout exists within the limits and the contaminants could not be (or were not
@@ -499,19 +533,35 @@ pub enum PlanError {
     },
 }
 
-/// Plans `target` with searched slot orders.
+/// Plans `target` with searched slot orders. Every candidate gives each variable `x_{i_t}` of the target
+/// a distinct slot order `j_t ≥ 1` and reads order `k = Σ q_t·j_t ≤ max_order`; candidates are ranked
+/// by (smallest `k` — the jet order —, smallest largest slot order, lexicographic slot orders by
+/// variable). Three strategies are tried in turn:
 ///
-/// Every assignment of distinct slot orders `j_t ≥ 1` to the target's variables with read order
-/// `k = Σ q_t·j_t ≤ max_order` is considered, in the order (smallest `k`, smallest largest slot order,
-/// lexicographic slot orders by variable). The first *clean* one (unique partition, so
-/// `y_k = coefficient·target`) wins. Otherwise, with cancellation allowed, the assignments are tried in
-/// the same order with every contaminant planned recursively and subtracted; the recursion never
-/// re-enters a derivative already being planned and is bounded in depth and work.
+/// 1. **Clean**: the first candidate whose partition of `k` is unique, so `y_k = coefficient·target`
+///    from one jet.
+/// 2. **Support-clean** (needs `allow_cancellation`): the first candidate whose only partition using
+///    *every* target variable is the target's own. The contaminants then all live on strict subsets
+///    of the variables, and pushing the same slot orders restricted to each subset `T` cancels them
+///    exactly by inclusion–exclusion: `Σ_T (−1)^{|S∖T|} y_k(J_T)` keeps only the terms that use all
+///    of `S` (`2^|S| − 1` jets at most, all of order `k`; the g-KdV `u_t = J2[4] − J1[4]` is the
+///    same idea with one subset).
+/// 3. **Elimination** (needs `allow_cancellation`): the same inclusion–exclusion readouts of many
+///    candidates are linear equations in the full-support derivatives; they are added in rank order
+///    and eliminated exactly (rational arithmetic) until the target is isolated. This is the
+///    simultaneous form of "subtract every contaminant by planning it recursively": contaminants of
+///    one candidate are often contaminated by the target itself (e.g. `∂⁶/∂x0²∂x1²∂x2²`), which a
+///    one-at-a-time recursion cannot untangle.
+///
+/// Weights are computed exactly and rounded once. With the default `max_order = 16` a plan takes
+/// milliseconds; the search grows quickly with `max_order` (seconds for four variables at 33).
 ///
 /// # Errors
-/// [`PlanError::EmptyTarget`] for `∂^0`; [`PlanError::OrderTooHigh`] when even the cheapest
-/// assignment exceeds `max_order`; [`PlanError::Contaminated`] (describing the smallest-`k`
-/// assignment) when nothing clean exists and cancellation is disallowed or fails.
+/// [`PlanError::EmptyTarget`] for `∂^0`; [`PlanError::OrderTooHigh`] when even the cheapest candidate
+/// needs `k > max_order`; [`PlanError::Contaminated`] (describing the first candidate) when no
+/// strategy allowed by `params` succeeds within `max_order`. Some targets are out of reach of
+/// one-slot-per-variable jets altogether at a given order (e.g. `∂⁷/∂x0³∂x1³∂x2` within 16: no
+/// combination of such readouts isolates it).
 pub fn plan(target: &MultiIndex, params: &PlannerParams) -> Result<Plan, PlanError> {
     let mut solver = Solver::new(params);
     let readouts = solver.solve(target)?;
@@ -541,15 +591,16 @@ pub fn plan_many(targets: &[MultiIndex], params: &PlannerParams) -> Result<Plan,
 /// too (they ride along and are what contaminates), and all of them are pushed forward together so
 /// that plans for several targets share one jet.
 ///
-/// The read order is `k = Σ q_t·j_t` over the target's variables. Contaminants are cancelled with a
-/// pushforward that keeps the *same* slot orders restricted to the contaminant's variables when that
-/// is clean (g-KdV: `u_t = J2[4] − J1[4]` with `J1 = v1 = e_x` alone), and otherwise with [`plan`].
+/// The read order is `k = Σ q_t·j_t` over the target's variables. Each contaminant is cancelled with
+/// a pushforward that keeps the *same* slot orders restricted to the contaminant's variables when
+/// that is clean (g-KdV: `u_t = J2[4] − J1[4]` with `J1 = v1 = e_x` alone), and otherwise with
+/// [`plan`].
 ///
 /// # Errors
 /// [`PlanError::InvalidSlots`] for a slot order 0, repeated slot orders or variables, or a target
 /// variable without a slot; [`PlanError::EmptyTarget`]; [`PlanError::OrderTooHigh`] if
-/// `k > max_order`; [`PlanError::Contaminated`] if the readout is contaminated and cancellation is
-/// disallowed or fails.
+/// `k > max_order` (or `k > MAX_EXPAND_ORDER`); [`PlanError::Contaminated`] if the readout is
+/// contaminated and cancellation is disallowed or fails.
 pub fn plan_with_slots(
     target: &MultiIndex,
     slots: &[(usize, usize)],
@@ -577,96 +628,183 @@ pub fn plan_with_slots(
             None => return invalid(format!("target variable x{var} has no slot")),
         }
     }
-    if k > params.max_order {
-        return Err(PlanError::OrderTooHigh {
-            needed: k,
-            max: params.max_order,
-        });
+    let max = params.max_order.min(MAX_EXPAND_ORDER);
+    if k > max {
+        return Err(PlanError::OrderTooHigh { needed: k, max });
     }
     // Internally slots are (slot order, variable), sorted: the JetSpec normal form.
-    let jet_slots = JetSpec::new(k, &slots.iter().map(|&(v, j)| (j, v)).collect::<Vec<_>>()).slots;
+    let swapped: Vec<(usize, usize)> = slots.iter().map(|&(v, j)| (j, v)).collect();
+    let jet_slots = JetSpec::new(k, &swapped).slots;
     let terms = expand_exact(&jet_slots, k);
     let (coef, contaminants) = split_terms(&terms, target);
-    let mut readouts = vec![RawReadout::new(jet_slots.clone(), k, 1.0 / coef as f64)];
-    if !contaminants.is_empty() {
-        let contaminated = || contaminated_error(target, &jet_slots, k, coef, &contaminants);
-        if !params.allow_cancellation {
-            return Err(contaminated());
-        }
-        let mut solver = Solver::new(params);
-        for (m, c_m) in &contaminants {
-            let scale = -(*c_m as f64) / coef as f64;
-            // The same slot orders on the contaminant's variables alone.
-            let restricted: Vec<(usize, usize)> = jet_slots
-                .iter()
-                .copied()
-                .filter(|&(_, v)| m.multiplicity(v) > 0)
-                .collect();
-            let sub_terms = expand_exact(&restricted, k);
-            if sub_terms.len() == 1 && &sub_terms[0].0 == m {
-                let w = scale / sub_terms[0].1 as f64;
-                readouts.push(RawReadout::new(restricted, k, w));
-            } else {
-                let sub = solver.solve(m).map_err(|_| contaminated())?;
-                readouts.extend(sub.iter().map(|r| r.scaled(scale)));
-            }
+    let coef = Ratio::from_u128(coef);
+    let contaminated = || contaminated_error(target, &jet_slots, k, &terms);
+    let mut readouts = vec![RawReadout {
+        slots: jet_slots.clone(),
+        order: k,
+        weight: coef.recip(),
+    }];
+    if !contaminants.is_empty() && !params.allow_cancellation {
+        return Err(contaminated());
+    }
+    let mut solver = Solver::new(params);
+    for (m, c_m) in &contaminants {
+        // target = y_k/c − Σ_m (c_m/c)·m
+        let scale = Ratio::from_u128(*c_m)
+            .div(coef)
+            .map(Ratio::neg)
+            .ok_or_else(contaminated)?;
+        // The same slot orders on the contaminant's variables alone.
+        let restricted: Vec<(usize, usize)> = jet_slots
+            .iter()
+            .copied()
+            .filter(|&(_, v)| m.multiplicity(v) > 0)
+            .collect();
+        let sub_terms = expand_exact(&restricted, k);
+        let sub = if sub_terms.len() == 1 && &sub_terms[0].0 == m {
+            vec![RawReadout {
+                slots: restricted,
+                order: k,
+                weight: Ratio::from_u128(sub_terms[0].1).recip(),
+            }]
+        } else {
+            solver.solve(m).map_err(|_| contaminated())?
+        };
+        for r in sub {
+            let weight = r.weight.mul(scale).ok_or_else(contaminated)?;
+            readouts.push(RawReadout { weight, ..r });
         }
     }
-    Ok(PlanBuilder::single(target, &merge_raw(readouts)))
+    let readouts = merge_raw(readouts).ok_or_else(contaminated)?;
+    Ok(PlanBuilder::single(target, &readouts))
 }
 
-/// A readout before jets are indexed: `weight · y_order(jet with these slots)`.
+/// An exact rational `num/den` (`den > 0`, lowest terms) with checked arithmetic: plan weights are
+/// ratios of partition coefficients, and exact elimination is what tells a true zero from rounding.
+/// `None` from an operation means overflow; callers turn it into a planning failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ratio {
+    num: i128,
+    den: i128,
+}
+
+fn gcd(mut a: i128, mut b: i128) -> i128 {
+    a = a.abs();
+    b = b.abs();
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+impl Ratio {
+    const ZERO: Ratio = Ratio { num: 0, den: 1 };
+    const ONE: Ratio = Ratio { num: 1, den: 1 };
+
+    /// A partition coefficient; they stay below `MAX_EXPAND_ORDER! < i128::MAX`.
+    fn from_u128(n: u128) -> Self {
+        Self {
+            num: i128::try_from(n).expect("partition coefficients fit in i128"),
+            den: 1,
+        }
+    }
+
+    fn new(num: i128, den: i128) -> Option<Self> {
+        if den == 0 {
+            return None;
+        }
+        let g = gcd(num, den).max(1);
+        let (num, den) = (num / g, den / g);
+        if den < 0 {
+            Some(Self {
+                num: num.checked_neg()?,
+                den: den.checked_neg()?,
+            })
+        } else {
+            Some(Self { num, den })
+        }
+    }
+
+    fn is_zero(self) -> bool {
+        self.num == 0
+    }
+
+    fn neg(self) -> Self {
+        // num = i128::MIN never occurs: every value is reduced from products far below it.
+        Self {
+            num: -self.num,
+            den: self.den,
+        }
+    }
+
+    /// `1/self`; only called on non-zero values (target coefficients and pivots).
+    fn recip(self) -> Self {
+        Self::new(self.den, self.num).expect("reciprocal of a non-zero ratio")
+    }
+
+    fn add(self, o: Self) -> Option<Self> {
+        let g = gcd(self.den, o.den);
+        let num = self
+            .num
+            .checked_mul(o.den / g)?
+            .checked_add(o.num.checked_mul(self.den / g)?)?;
+        Self::new(num, (self.den / g).checked_mul(o.den)?)
+    }
+
+    fn sub(self, o: Self) -> Option<Self> {
+        self.add(o.neg())
+    }
+
+    fn mul(self, o: Self) -> Option<Self> {
+        // Cross-cancel first so intermediate products stay small.
+        let g1 = gcd(self.num, o.den).max(1);
+        let g2 = gcd(o.num, self.den).max(1);
+        Self::new(
+            (self.num / g1).checked_mul(o.num / g2)?,
+            (self.den / g2).checked_mul(o.den / g1)?,
+        )
+    }
+
+    fn div(self, o: Self) -> Option<Self> {
+        if o.is_zero() {
+            return None;
+        }
+        self.mul(o.recip())
+    }
+
+    fn to_f64(self) -> f64 {
+        self.num as f64 / self.den as f64
+    }
+}
+
+/// A readout before jets are indexed: `weight · y_order(jet with these slots)`, weight exact.
 #[derive(Clone, Debug)]
 struct RawReadout {
     /// `(slot order, variable)`, sorted.
     slots: Vec<(usize, usize)>,
     order: usize,
-    weight: f64,
-    /// Σ |contributions| summed into `weight`: a weight below rounding of this is an exact
-    /// cancellation (two paths reading the same coefficient with opposite signs) and is dropped.
-    magnitude: f64,
+    weight: Ratio,
 }
 
-impl RawReadout {
-    fn new(slots: Vec<(usize, usize)>, order: usize, weight: f64) -> Self {
-        Self {
-            slots,
-            order,
-            weight,
-            magnitude: weight.abs(),
-        }
-    }
-
-    fn scaled(&self, s: f64) -> Self {
-        Self {
-            slots: self.slots.clone(),
-            order: self.order,
-            weight: self.weight * s,
-            magnitude: self.magnitude * s.abs(),
-        }
-    }
-
-    /// Whether the accumulated weight is only rounding left over from a cancellation.
-    fn cancelled(&self) -> bool {
-        self.weight.abs() <= 64.0 * f64::EPSILON * self.magnitude
-    }
-}
-
-/// Sums readouts of the same coefficient of the same jet and drops the cancelled ones.
-fn merge_raw(readouts: Vec<RawReadout>) -> Vec<RawReadout> {
-    let mut merged: BTreeMap<(Vec<(usize, usize)>, usize), RawReadout> = BTreeMap::new();
+/// Sums readouts of the same coefficient of the same jet exactly and drops those that cancel.
+/// `None` on overflow.
+fn merge_raw(readouts: Vec<RawReadout>) -> Option<Vec<RawReadout>> {
+    let mut merged: BTreeMap<(Vec<(usize, usize)>, usize), Ratio> = BTreeMap::new();
     for r in readouts {
-        match merged.get_mut(&(r.slots.clone(), r.order)) {
-            Some(acc) => {
-                acc.weight += r.weight;
-                acc.magnitude += r.magnitude;
-            }
-            None => {
-                merged.insert((r.slots.clone(), r.order), r);
-            }
-        }
+        let acc = merged.entry((r.slots, r.order)).or_insert(Ratio::ZERO);
+        *acc = acc.add(r.weight)?;
     }
-    merged.into_values().filter(|r| !r.cancelled()).collect()
+    Some(
+        merged
+            .into_iter()
+            .filter(|(_, w)| !w.is_zero())
+            .map(|((slots, order), weight)| RawReadout {
+                slots,
+                order,
+                weight,
+            })
+            .collect(),
+    )
 }
 
 /// Indexes jets (shared by slots) and readouts into a [`Plan`].
@@ -675,8 +813,8 @@ struct PlanBuilder {
     targets: Vec<MultiIndex>,
     jets: Vec<JetSpec>,
     jet_index: HashMap<Vec<(usize, usize)>, usize>,
-    /// (target, jet, order) → accumulated readout.
-    readouts: BTreeMap<(usize, usize, usize), RawReadout>,
+    /// (target, jet, order) → weight.
+    readouts: BTreeMap<(usize, usize, usize), f64>,
 }
 
 impl PlanBuilder {
@@ -691,39 +829,35 @@ impl PlanBuilder {
 
     /// The index of the jet with these slots, raising its order to at least `order`.
     fn jet(&mut self, slots: &[(usize, usize)], order: usize) -> usize {
-        if let Some(&i) = self.jet_index.get(slots) {
+        let normal = JetSpec::new(order, slots);
+        if let Some(&i) = self.jet_index.get(&normal.slots) {
             self.jets[i].order = self.jets[i].order.max(order);
             return i;
         }
         let i = self.jets.len();
-        self.jets.push(JetSpec::new(order, slots));
-        self.jet_index.insert(self.jets[i].slots.clone(), i);
+        self.jet_index.insert(normal.slots.clone(), i);
+        self.jets.push(normal);
         i
     }
 
     fn add(&mut self, target: usize, r: &RawReadout) {
-        let jet = self.jet(&r.slots, r.order);
-        match self.readouts.get_mut(&(target, jet, r.order)) {
-            Some(acc) => {
-                acc.weight += r.weight;
-                acc.magnitude += r.magnitude;
-            }
-            None => {
-                self.readouts.insert((target, jet, r.order), r.clone());
-            }
-        }
+        self.add_f64(target, &r.slots, r.order, r.weight.to_f64());
+    }
+
+    fn add_f64(&mut self, target: usize, slots: &[(usize, usize)], order: usize, weight: f64) {
+        let jet = self.jet(slots, order);
+        *self.readouts.entry((target, jet, order)).or_insert(0.0) += weight;
     }
 
     fn build(self) -> Plan {
         let readouts = self
             .readouts
             .into_iter()
-            .filter(|(_, r)| !r.cancelled())
-            .map(|((target, jet, order), r)| Readout {
+            .map(|((target, jet, order), weight)| Readout {
                 target,
                 jet,
                 order,
-                weight: r.weight,
+                weight,
             })
             .collect();
         Plan {
@@ -734,7 +868,7 @@ impl PlanBuilder {
     }
 }
 
-/// The target's coefficient and every other term, from an exact expansion.
+/// The target's coefficient (0 if absent) and every other term, from an exact expansion.
 fn split_terms(
     terms: &[(MultiIndex, u128)],
     target: &MultiIndex,
@@ -747,55 +881,49 @@ fn split_terms(
     (coef, others)
 }
 
+/// The [`PlanError::Contaminated`] describing readout `k` of the jet with `slots`.
 fn contaminated_error(
     target: &MultiIndex,
     slots: &[(usize, usize)],
     k: usize,
-    coef: u128,
-    contaminants: &[(MultiIndex, u128)],
+    terms: &[(MultiIndex, u128)],
 ) -> PlanError {
+    let (coef, contaminants) = split_terms(terms, target);
     PlanError::Contaminated {
         target: target.clone(),
         spec: JetSpec::new(k, slots),
         read_order: k,
         coefficient: coef as f64,
         contaminants: contaminants
-            .iter()
-            .map(|(m, c)| Term {
-                derivative: m.clone(),
-                coefficient: *c as f64,
+            .into_iter()
+            .map(|(derivative, c)| Term {
+                derivative,
+                coefficient: c as f64,
             })
             .collect(),
     }
 }
 
-/// A slot assignment for one target and what its readout holds.
+/// At most this many slot assignments are generated, and this many equations examined, by
+/// elimination, so that a large `max_order` with many variables fails in bounded time instead of
+/// enumerating millions. Never reached with `max_order = 16`.
+const MAX_EQUATIONS: usize = 50_000;
+/// Elimination gives up once this many independent equations have not isolated the target. With
+/// `max_order = 16` every success (up to 4 variables) needs fewer than 60; at `max_order = 33` some
+/// need about 300.
+const MAX_ROWS: usize = 400;
+
+/// One candidate (or elimination equation): slot orders for the target's variables and a read order.
 struct Candidate {
-    /// `(slot order, variable)`, sorted.
+    /// `(slot order, variable)`, sorted by slot order.
     slots: Vec<(usize, usize)>,
     k: usize,
-    coef: u128,
-    contaminants: Vec<(MultiIndex, u128)>,
 }
 
-/// How deep cancellation may nest. Contaminants with fewer variables bottom out at single-variable
-/// derivatives (always clean), so this only bites on same-variable cycles.
-const MAX_DEPTH: usize = 12;
-/// How many derivatives one top-level call may try to plan before giving up, so that a hopeless
-/// target fails in bounded time instead of exploring every assignment of every contaminant.
-const MAX_SOLVES: usize = 20_000;
-
-/// The recursive search of [`plan`], with the state that keeps it bounded and fast.
+/// The planning search of [`plan`], memoised across the targets of [`plan_many`].
 struct Solver<'a> {
     params: &'a PlannerParams,
-    /// Results that do not depend on the recursion stack: successes always, failures only when no
-    /// cycle cut or budget limit was hit below them.
     memo: HashMap<MultiIndex, Result<Vec<RawReadout>, PlanError>>,
-    /// Derivatives currently being planned: re-entering one would loop.
-    stack: Vec<MultiIndex>,
-    solves: usize,
-    /// Bumped whenever a branch is cut for stack-dependent reasons (cycle, depth, budget).
-    cuts: usize,
 }
 
 impl<'a> Solver<'a> {
@@ -803,61 +931,12 @@ impl<'a> Solver<'a> {
         Self {
             params,
             memo: HashMap::new(),
-            stack: Vec::new(),
-            solves: 0,
-            cuts: 0,
         }
     }
 
-    /// Every assignment of distinct slot orders with `k ≤ max_order`, in preference order.
-    fn assignments(&self, target: &MultiIndex) -> Vec<(usize, Vec<usize>)> {
-        fn rec(
-            q: &[u32],
-            t: usize,
-            k: usize,
-            max: usize,
-            js: &mut Vec<usize>,
-            out: &mut Vec<(usize, Vec<usize>)>,
-        ) {
-            if t == q.len() {
-                out.push((k, js.clone()));
-                return;
-            }
-            // Every later variable needs at least slot order 1.
-            let later: usize = q[t + 1..].iter().map(|&m| m as usize).sum();
-            let q_t = q[t] as usize;
-            let mut j = 1;
-            while k + q_t * j + later <= max {
-                if !js.contains(&j) {
-                    js.push(j);
-                    rec(q, t + 1, k + q_t * j, max, js, out);
-                    js.pop();
-                }
-                j += 1;
-            }
-        }
-        let q: Vec<u32> = target.entries().iter().map(|&(_, m)| m).collect();
-        let mut out = Vec::new();
-        rec(&q, 0, 0, self.params.max_order, &mut Vec::new(), &mut out);
-        out.sort_by(|(ka, ja), (kb, jb)| {
-            let max_a = ja.iter().max();
-            let max_b = jb.iter().max();
-            (ka, max_a, ja).cmp(&(kb, max_b, jb))
-        });
-        out
-    }
-
-    fn candidate(target: &MultiIndex, k: usize, js: &[usize]) -> Candidate {
-        let pairs: Vec<(usize, usize)> = js.iter().copied().zip(target.vars()).collect();
-        let slots = JetSpec::new(k, &pairs).slots;
-        let terms = expand_exact(&slots, k);
-        let (coef, contaminants) = split_terms(&terms, target);
-        Candidate {
-            slots,
-            k,
-            coef,
-            contaminants,
-        }
+    /// The searched order limit: expansions beyond `MAX_EXPAND_ORDER` would not be exact.
+    fn max_order(&self) -> usize {
+        self.params.max_order.min(MAX_EXPAND_ORDER)
     }
 
     fn solve(&mut self, target: &MultiIndex) -> Result<Vec<RawReadout>, PlanError> {
@@ -867,75 +946,277 @@ impl<'a> Solver<'a> {
         if let Some(r) = self.memo.get(target) {
             return r.clone();
         }
-        self.solves += 1;
-        let cuts_before = self.cuts;
         let result = self.solve_uncached(target);
-        if result.is_ok() || self.cuts == cuts_before {
-            self.memo.insert(target.clone(), result.clone());
-        }
+        self.memo.insert(target.clone(), result.clone());
         result
     }
 
-    fn solve_uncached(&mut self, target: &MultiIndex) -> Result<Vec<RawReadout>, PlanError> {
-        let assignments = self.assignments(target);
-        if assignments.is_empty() {
+    fn solve_uncached(&self, target: &MultiIndex) -> Result<Vec<RawReadout>, PlanError> {
+        let max = self.max_order();
+        let vars: Vec<usize> = target.vars().collect();
+        let q: Vec<usize> = target.entries().iter().map(|&(_, m)| m as usize).collect();
+        let candidates = target_candidates(&vars, &q, max);
+        let Some(first) = candidates.first() else {
             // Rearrangement: the largest multiplicity gets slot 1, the next slot 2, …
-            let mut q: Vec<usize> = target.entries().iter().map(|&(_, m)| m as usize).collect();
-            q.sort_unstable_by(|a, b| b.cmp(a));
-            let needed = q.iter().enumerate().map(|(i, &m)| (i + 1) * m).sum();
-            return Err(PlanError::OrderTooHigh {
-                needed,
-                max: self.params.max_order,
-            });
-        }
-        let mut candidates = Vec::with_capacity(assignments.len());
-        for (k, js) in &assignments {
-            let c = Self::candidate(target, *k, js);
-            if c.contaminants.is_empty() {
-                return Ok(vec![RawReadout::new(c.slots, c.k, 1.0 / c.coef as f64)]);
+            let mut sorted = q.clone();
+            sorted.sort_unstable_by(|a, b| b.cmp(a));
+            let needed = sorted.iter().enumerate().map(|(i, &m)| (i + 1) * m).sum();
+            return Err(PlanError::OrderTooHigh { needed, max });
+        };
+        let failure = || {
+            let terms = expand_exact(&first.slots, first.k);
+            contaminated_error(target, &first.slots, first.k, &terms)
+        };
+
+        let slot_orders = |c: &Candidate| c.slots.iter().map(|&(j, _)| j).collect::<Vec<_>>();
+        // 1. Clean: the partition of k is unique.
+        for c in &candidates {
+            if count_partitions(&slot_orders(c), c.k) == 1 {
+                let terms = expand_exact(&c.slots, c.k);
+                let weight = Ratio::from_u128(terms[0].1).recip();
+                return Ok(vec![RawReadout {
+                    slots: c.slots.clone(),
+                    order: c.k,
+                    weight,
+                }]);
             }
-            candidates.push(c);
         }
-        let first = &candidates[0];
-        let failure = contaminated_error(
-            target,
-            &first.slots,
-            first.k,
-            first.coef,
-            &first.contaminants,
-        );
         if !self.params.allow_cancellation {
-            return Err(failure);
+            return Err(failure());
         }
-        if self.stack.contains(target) || self.stack.len() >= MAX_DEPTH {
-            self.cuts += 1;
-            return Err(failure);
-        }
-        self.stack.push(target.clone());
-        let mut found = None;
-        'candidates: for c in &candidates {
-            let mut readouts = vec![RawReadout::new(c.slots.clone(), c.k, 1.0 / c.coef as f64)];
-            // Fewer variables first: those always succeed, so a hopeless candidate fails on its
-            // hard contaminants only after the cheap ones are memoised for the next candidate.
-            let mut order: Vec<&(MultiIndex, u128)> = c.contaminants.iter().collect();
-            order.sort_by_key(|(m, _)| (m.num_vars(), m.total_order()));
-            for (m, c_m) in order {
-                if self.solves >= MAX_SOLVES {
-                    self.cuts += 1;
-                    break 'candidates;
-                }
-                match self.solve(m) {
-                    Ok(sub) => {
-                        let scale = -(*c_m as f64) / c.coef as f64;
-                        readouts.extend(sub.iter().map(|r| r.scaled(scale)));
-                    }
-                    Err(_) => continue 'candidates,
+
+        // 2. Support-clean: the target is the only term that uses every variable, i.e. the partition
+        // of the remainder k − Σ j_t (after one part per slot) is unique.
+        for c in &candidates {
+            let js = slot_orders(c);
+            if count_partitions(&js, c.k - js.iter().sum::<usize>()) == 1 {
+                let full = full_support_terms(&c.slots, c.k);
+                let weight = Ratio::from_u128(full[0].1).recip();
+                if let Some(readouts) = inclusion_exclusion(&c.slots, c.k, weight) {
+                    return Ok(readouts);
                 }
             }
-            found = Some(merge_raw(readouts));
+        }
+
+        // 3. Exact elimination over the full-support derivatives.
+        eliminate(target, &vars, max).ok_or_else(failure)
+    }
+}
+
+/// Every assignment of distinct slot orders to `vars` (multiplicities `q`) with read order
+/// `k = Σ q_t·j_t ≤ max`, ranked by (k, largest slot order, slot orders by variable).
+fn target_candidates(vars: &[usize], q: &[usize], max: usize) -> Vec<Candidate> {
+    let mut out: Vec<(usize, Vec<usize>)> = Vec::new();
+    for_each_assignment(q.len(), max, &mut |js| {
+        let partial: usize = js.iter().zip(q).map(|(j, m)| j * m).sum();
+        if js.len() == q.len() && partial <= max {
+            out.push((partial, js.to_vec()));
+        }
+        // Every later variable needs at least slot order 1.
+        partial + q[js.len()..].iter().sum::<usize>() <= max
+    });
+    rank_and_build(vars, out)
+}
+
+/// Ranks `(k, slot orders by variable)` pairs and builds the candidates.
+fn rank_and_build(vars: &[usize], mut list: Vec<(usize, Vec<usize>)>) -> Vec<Candidate> {
+    list.sort_by(|(ka, ja), (kb, jb)| (ka, ja.iter().max(), ja).cmp(&(kb, jb.iter().max(), jb)));
+    list.into_iter()
+        .map(|(k, js)| {
+            let pairs: Vec<(usize, usize)> = js.into_iter().zip(vars.iter().copied()).collect();
+            Candidate {
+                slots: JetSpec::new(k, &pairs).slots,
+                k,
+            }
+        })
+        .collect()
+}
+
+/// Depth-first over assignments of distinct slot orders `1..=max` to `n` variables. `visit` sees every
+/// prefix (complete assignments have length `n`) and returns whether a prefix is worth extending, so
+/// callers prune on a lower bound of the read order.
+fn for_each_assignment(n: usize, max: usize, visit: &mut dyn FnMut(&[usize]) -> bool) {
+    fn rec(n: usize, max: usize, js: &mut Vec<usize>, visit: &mut dyn FnMut(&[usize]) -> bool) {
+        for j in 1..=max {
+            if js.contains(&j) {
+                continue;
+            }
+            js.push(j);
+            if visit(js) && js.len() < n {
+                rec(n, max, js, visit);
+            }
+            js.pop();
+        }
+    }
+    if n > 0 {
+        rec(n, max, &mut Vec::new(), visit);
+    }
+}
+
+/// `weight · Σ_{∅≠T⊆S} (−1)^{|S∖T|} y_k(J_T)`, where `J_T` keeps the slots of the variables in `T`:
+/// by inclusion–exclusion it equals `weight ·` (the terms of `y_k(J_S)` that use every variable).
+/// Subsets whose `y_k` is identically zero (no partition) are skipped. `None` on overflow.
+fn inclusion_exclusion(
+    slots: &[(usize, usize)],
+    k: usize,
+    weight: Ratio,
+) -> Option<Vec<RawReadout>> {
+    let n = slots.len();
+    let mut out = Vec::new();
+    for mask in 1u32..(1 << n) {
+        let subset: Vec<(usize, usize)> = (0..n)
+            .filter(|&b| mask & (1 << b) != 0)
+            .map(|b| slots[b])
+            .collect();
+        let js: Vec<usize> = subset.iter().map(|&(j, _)| j).collect();
+        if count_partitions(&js, k) == 0 {
+            continue;
+        }
+        let w = if (n - subset.len()) % 2 == 0 {
+            weight
+        } else {
+            weight.neg()
+        };
+        out.push(RawReadout {
+            slots: subset,
+            order: k,
+            weight: w,
+        });
+    }
+    merge_raw(out)
+}
+
+/// One elimination row: `Σ entries[u]·unknown_u = Σ comb[e]·equation_e`.
+struct Row {
+    pivot: usize,
+    entries: BTreeMap<usize, Ratio>,
+    comb: BTreeMap<usize, Ratio>,
+}
+
+/// `a −= f·b` on sparse vectors, dropping exact zeros. `None` on overflow.
+fn axpy(a: &mut BTreeMap<usize, Ratio>, f: Ratio, b: &BTreeMap<usize, Ratio>) -> Option<()> {
+    for (&i, &v) in b {
+        let cur = a.get(&i).copied().unwrap_or(Ratio::ZERO);
+        let next = cur.sub(f.mul(v)?)?;
+        if next.is_zero() {
+            a.remove(&i);
+        } else {
+            a.insert(i, next);
+        }
+    }
+    Some(())
+}
+
+/// Reduces `v` by the rows in order (each row is zero on the earlier pivots, so one pass suffices)
+/// and returns the accumulated combination `Σ f_i·comb_i` with `v_in = v_out + Σ f_i·row_i`.
+fn reduce(v: &mut BTreeMap<usize, Ratio>, rows: &[Row]) -> Option<BTreeMap<usize, Ratio>> {
+    let mut acc = BTreeMap::new();
+    for row in rows {
+        let Some(&x) = v.get(&row.pivot) else {
+            continue;
+        };
+        let f = x.div(row.entries[&row.pivot])?;
+        axpy(v, f, &row.entries)?;
+        axpy(&mut acc, f.neg(), &row.comb)?;
+    }
+    Some(acc)
+}
+
+/// Strategy 3 of [`plan`]. Equations are the inclusion–exclusion readouts `E_{j,k}` (only terms that
+/// use every target variable) of slot assignments `j` at read orders `k ≤ max`, taken in the same rank
+/// as candidates (k, then largest slot order, then slot orders by variable). They are added one at a
+/// time to an exact row echelon form; as soon as the unit vector of `target` lies in their span, the
+/// combination is expanded into readouts. Because equations arrive in rank order, the plan uses the
+/// cheapest prefix of them that suffices.
+fn eliminate(target: &MultiIndex, vars: &[usize], max: usize) -> Option<Vec<RawReadout>> {
+    let n = vars.len();
+    // Assignments whose smallest full-support read order Σ j_t fits, ranked within one k.
+    let mut assignments: Vec<(usize, Vec<usize>)> = Vec::new();
+    for_each_assignment(n, max, &mut |js| {
+        let sum: usize = js.iter().sum();
+        if js.len() == n && sum <= max && assignments.len() < MAX_EQUATIONS {
+            assignments.push((sum, js.to_vec()));
+        }
+        sum + (n - js.len()) <= max && assignments.len() < MAX_EQUATIONS
+    });
+    assignments.sort_by(|(_, a), (_, b)| (a.iter().max(), a).cmp(&(b.iter().max(), b)));
+    let min_k = assignments.iter().map(|&(sum, _)| sum).min()?;
+    let equations = (min_k..=max).flat_map(|k| {
+        assignments
+            .iter()
+            .filter(move |(sum, _)| *sum <= k)
+            .map(move |(_, js)| (k, js))
+    });
+
+    let mut unknowns: HashMap<MultiIndex, usize> = HashMap::new();
+    unknowns.insert(target.clone(), 0);
+    let mut rows: Vec<Row> = Vec::new();
+    // `e_target − Σ f_i·row_i` reduced by every row so far, and `Σ f_i·comb_i`. A new row is zero on
+    // the earlier pivots, so reducing by it alone keeps this up to date in O(row length).
+    let mut target_rest = BTreeMap::from([(0usize, Ratio::ONE)]);
+    let mut target_comb: BTreeMap<usize, Ratio> = BTreeMap::new();
+    // The equation behind each row, by row index (row combinations refer to these indices).
+    let mut used: Vec<Candidate> = Vec::new();
+    for (k, js) in equations.take(MAX_EQUATIONS) {
+        let pairs: Vec<(usize, usize)> = js.iter().copied().zip(vars.iter().copied()).collect();
+        let eq = Candidate {
+            slots: JetSpec::new(k, &pairs).slots,
+            k,
+        };
+        let terms = full_support_terms(&eq.slots, k);
+        // Until the target has appeared, nothing can be isolated; skipping keeps the system small.
+        if rows.is_empty() && !terms.iter().any(|(m, _)| m == target) {
+            continue;
+        }
+        let mut entries = BTreeMap::new();
+        for (m, c) in terms {
+            let next = unknowns.len();
+            let u = *unknowns.entry(m).or_insert(next);
+            entries.insert(u, Ratio::from_u128(c));
+        }
+        // After reduction, entries = E_e − Σ f_i·row_i = E_e − acc·E. An equation whose exact
+        // reduction overflows is skipped: later (other) equations can still complete the span.
+        let Some(acc) = reduce(&mut entries, &rows) else {
+            continue;
+        };
+        let e = used.len();
+        let mut comb = BTreeMap::from([(e, Ratio::ONE)]);
+        if axpy(&mut comb, Ratio::ONE, &acc).is_none() {
+            continue;
+        }
+        let Some(&first) = entries.keys().next() else {
+            // Dependent on the rows already there: it adds nothing.
+            continue;
+        };
+        let pivot = if entries.contains_key(&0) { 0 } else { first };
+        rows.push(Row {
+            pivot,
+            entries,
+            comb,
+        });
+        used.push(eq);
+        let mut rest = target_rest.clone();
+        let mut comb = target_comb.clone();
+        let step = reduce(&mut rest, &rows[rows.len() - 1..])
+            .and_then(|acc| axpy(&mut comb, Ratio::ONE.neg(), &acc));
+        if step.is_none() {
+            rows.pop();
+            used.pop();
+            continue;
+        }
+        (target_rest, target_comb) = (rest, comb);
+        if target_rest.is_empty() {
+            // e_target = Σ f_i·row_i = Σ_e comb_e·E_e.
+            let mut readouts = Vec::new();
+            for (&eq_index, &coef) in &target_comb {
+                let c = &used[eq_index];
+                readouts.extend(inclusion_exclusion(&c.slots, c.k, coef)?);
+            }
+            return merge_raw(readouts);
+        }
+        if rows.len() >= MAX_ROWS {
             break;
         }
-        self.stack.pop();
-        found.ok_or(failure)
     }
+    None
 }
