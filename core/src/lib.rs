@@ -13,3 +13,4 @@ pub mod backend;
 pub mod estimator;
 pub mod train;
 pub mod conformance;
+pub mod checkpoint;

@@ -24,7 +24,10 @@
 //!
 //! A new backend implements these methods and runs [`crate::conformance`] against itself.
 
+pub mod cpu;
 pub mod reference;
+
+pub use cpu::CpuBackend;
 
 use std::future::Future;
 

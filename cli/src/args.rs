@@ -1,0 +1,226 @@
+//! The command line: subcommands and flags (clap derive), and the value types behind them.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::builder::PossibleValuesParser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use stde_core::mlp::Activation;
+use stde_core::pde::Problem;
+use stde_core::train::{EstimatorKind, Schedule};
+
+/// Stochastic Taylor Derivative Estimator: train physics-informed networks on high-dimensional PDEs.
+#[derive(Debug, Parser)]
+#[command(
+    name = "stde",
+    version,
+    about,
+    propagate_version = true,
+    args_override_self = true
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a PINN, evaluate it, and write metrics, history, plots and a checkpoint.
+    Train(TrainArgs),
+    /// Time a fixed number of training steps and record steps/s and peak memory.
+    Bench(BenchArgs),
+    /// List the equations, estimators and backends.
+    List,
+}
+
+/// A non-negative integer flag. Negative numbers reach this parser (instead of being taken for
+/// flags) so that `--steps -5` gets a message about the value, not about an unknown option.
+fn count<T: FromStr>(s: &str) -> Result<T, String> {
+    if s.trim_start().starts_with('-') {
+        return Err("must be a positive integer".into());
+    }
+    s.parse()
+        .map_err(|_| format!("{s:?} is not a positive integer"))
+}
+
+/// The flags that make up a training configuration, shared by `train` and `bench`. Every one is
+/// optional so that a `--config` file can supply it; precedence is defaults < file < flags.
+#[derive(Debug, Default, Args)]
+pub struct ConfigFlags {
+    /// Problem to solve, `<equation>-<solution>` (see `stde list`) [default: sine-gordon-two-body]
+    #[arg(long, value_parser = PossibleValuesParser::new(Problem::list()), hide_possible_values = true)]
+    pub equation: Option<String>,
+    /// Dimension d [default: 1000]
+    #[arg(long, value_parser = count::<usize>, allow_negative_numbers = true)]
+    pub dim: Option<usize>,
+    /// Residual points per step [default: 100]
+    #[arg(long, value_parser = count::<usize>, allow_negative_numbers = true)]
+    pub batch: Option<usize>,
+    /// Sampled dimensions (sparse) or probe vectors (dense) per step, V [default: 16]
+    #[arg(long, value_parser = count::<usize>, allow_negative_numbers = true)]
+    pub rand_dims: Option<usize>,
+    /// Estimator of the Laplacian [default: sparse]
+    #[arg(long, value_enum)]
+    pub estimator: Option<EstimatorArg>,
+    /// Hidden width [default: 128]
+    #[arg(long, value_parser = count::<usize>, allow_negative_numbers = true)]
+    pub width: Option<usize>,
+    /// Number of linear layers [default: 4]
+    #[arg(long, value_parser = count::<usize>, allow_negative_numbers = true)]
+    pub depth: Option<usize>,
+    /// Hidden activation [default: tanh]
+    #[arg(long, value_enum)]
+    pub activation: Option<ActivationArg>,
+    /// Peak learning rate [default: 0.001]
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: Option<f64>,
+    /// Learning-rate schedule [default: linear]
+    #[arg(long, value_enum)]
+    pub schedule: Option<ScheduleArg>,
+    /// Seed of every random draw (points, probes, solution coefficients, initial weights) [default: 0]
+    #[arg(long, value_parser = count::<u64>, allow_negative_numbers = true)]
+    pub seed: Option<u64>,
+    /// Number of fixed test points for the relative errors [default: 20000]
+    #[arg(long, value_parser = count::<usize>, allow_negative_numbers = true)]
+    pub test_points: Option<usize>,
+    /// Propagate every top Taylor coefficient instead of their collapsed sum
+    #[arg(long)]
+    pub no_collapse: bool,
+    /// TOML file with kebab-case configuration keys (e.g. `rand-dims = 16`); flags override it
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    /// Device to compute on [default: auto; a resumed run keeps the backend it was saved from]
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendArg>,
+}
+
+/// `stde train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Configuration flags.
+    #[command(flatten)]
+    pub cfg: ConfigFlags,
+    /// Optimisation steps [default: 10000]
+    #[arg(long, value_parser = count::<u64>, allow_negative_numbers = true)]
+    pub steps: Option<u64>,
+    /// Evaluate the test error every N steps (and at the end) [default: 1000]
+    #[arg(long, value_name = "N", value_parser = count::<u64>, allow_negative_numbers = true)]
+    pub eval_every: Option<u64>,
+    /// Output directory [default: runs/<equation>-d<dim>-<estimator>-s<seed>]
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the run whose checkpoint is in DIR (writing into DIR); without configuration
+    /// flags or --config, the saved configuration is used
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Write a checkpoint every N steps and at the end [default: at every evaluation and at the end]
+    #[arg(long, value_name = "N", value_parser = count::<u64>, allow_negative_numbers = true)]
+    pub checkpoint_every: Option<u64>,
+    /// Read the loss back (for the progress bar and history.csv) every N steps
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = count::<u64>, allow_negative_numbers = true)]
+    pub log_every: u64,
+    /// No progress bar; print one line per evaluation instead
+    #[arg(long)]
+    pub quiet: bool,
+    /// Stop after N steps with a checkpoint, as if the process were killed right after saving it
+    /// (for testing resumption)
+    #[arg(long, value_name = "N", hide = true, value_parser = count::<u64>)]
+    pub stop_after: Option<u64>,
+}
+
+/// `stde bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Configuration flags.
+    #[command(flatten)]
+    pub cfg: ConfigFlags,
+    /// Timed steps
+    #[arg(long, default_value_t = 200, value_parser = count::<u64>, allow_negative_numbers = true)]
+    pub steps: u64,
+    /// Untimed steps before the timed ones (first-touch allocation, caches, kernel compilation)
+    #[arg(long, default_value_t = 20, value_parser = count::<u64>, allow_negative_numbers = true)]
+    pub warmup: u64,
+    /// Evaluate the relative errors on the test set after the timed steps
+    #[arg(long)]
+    pub eval: bool,
+    /// Append one row to this CSV file (written with a header if new)
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Append one JSON object, on one line, to this file (JSON Lines)
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// `--estimator`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EstimatorArg {
+    /// V coordinates without replacement, scaled by d/V
+    Sparse,
+    /// V Rademacher vectors (Hutchinson), scaled by 1/V
+    Dense,
+    /// All d coordinates (exact Laplacian)
+    Exact,
+}
+
+impl From<EstimatorArg> for EstimatorKind {
+    fn from(e: EstimatorArg) -> Self {
+        match e {
+            EstimatorArg::Sparse => EstimatorKind::Sparse,
+            EstimatorArg::Dense => EstimatorKind::Dense,
+            EstimatorArg::Exact => EstimatorKind::Exact,
+        }
+    }
+}
+
+/// `--schedule`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleArg {
+    /// Linear decay to zero (the paper's)
+    Linear,
+    /// Constant
+    Constant,
+    /// Half a cosine down to zero
+    Cosine,
+}
+
+impl From<ScheduleArg> for Schedule {
+    fn from(s: ScheduleArg) -> Self {
+        match s {
+            ScheduleArg::Linear => Schedule::Linear,
+            ScheduleArg::Constant => Schedule::Constant,
+            ScheduleArg::Cosine => Schedule::Cosine,
+        }
+    }
+}
+
+/// `--activation`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ActivationArg {
+    /// tanh (the paper's)
+    Tanh,
+    /// sin
+    Sin,
+}
+
+impl From<ActivationArg> for Activation {
+    fn from(a: ActivationArg) -> Self {
+        match a {
+            ActivationArg::Tanh => Activation::Tanh,
+            ActivationArg::Sin => Activation::Sin,
+        }
+    }
+}
+
+/// `--backend`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// The fastest available backend (currently cpu)
+    #[default]
+    Auto,
+    /// Multithreaded f32 on the host
+    Cpu,
+    /// f64 reference with the obvious loops; slow, for small problems and checking
+    Reference,
+}

@@ -1,0 +1,231 @@
+//! `stde bench`: time a fixed number of training steps and record the figures as CSV and JSON.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use serde::Serialize;
+use stde_core::backend::Backend;
+use stde_core::train::{TrainConfig, Trainer};
+
+use crate::args::BenchArgs;
+use crate::backends::{with_backend, Chosen};
+use crate::config;
+use crate::error::CliError;
+use crate::say;
+use crate::system;
+use crate::train::cli_defaults;
+
+/// One benchmark measurement; the CSV columns are its fields in this order.
+#[derive(Debug, Serialize)]
+struct Record {
+    backend: &'static str,
+    equation: String,
+    dim: usize,
+    batch: usize,
+    rand_dims: usize,
+    width: usize,
+    depth: usize,
+    estimator: &'static str,
+    collapsed: bool,
+    steps: u64,
+    warmup: u64,
+    seconds: f64,
+    steps_per_second: f64,
+    ms_per_step: f64,
+    peak_memory_bytes: Option<u64>,
+    final_loss: f64,
+    rel_l2: Option<f64>,
+    rel_l1: Option<f64>,
+    seed: u64,
+    commit: String,
+    unix_time: u64,
+}
+
+const CSV_HEADER: &str = "backend,equation,dim,batch,rand_dims,width,depth,estimator,collapsed,\
+steps,warmup,seconds,steps_per_second,ms_per_step,peak_memory_bytes,final_loss,rel_l2,rel_l1,seed,\
+commit,unix_time";
+
+impl Record {
+    fn csv_row(&self) -> String {
+        let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+        format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            self.backend,
+            self.equation,
+            self.dim,
+            self.batch,
+            self.rand_dims,
+            self.width,
+            self.depth,
+            self.estimator,
+            self.collapsed,
+            self.steps,
+            self.warmup,
+            self.seconds,
+            self.steps_per_second,
+            self.ms_per_step,
+            self.peak_memory_bytes
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            self.final_loss,
+            opt(self.rel_l2),
+            opt(self.rel_l1),
+            self.seed,
+            self.commit,
+            self.unix_time,
+        )
+    }
+}
+
+/// Runs `stde bench`.
+///
+/// # Errors
+/// [`CliError`] for a bad configuration, an existing CSV file with other columns, a device
+/// failure, divergence, or a file that cannot be written.
+pub fn run(args: &BenchArgs) -> Result<(), CliError> {
+    if args.steps == 0 {
+        return Err(CliError::Flag {
+            flag: "steps",
+            reason: "must be at least 1".into(),
+        });
+    }
+    let mut cfg = config::resolve(&cli_defaults(), &args.cfg)?;
+    // The schedule spans warm-up and timed steps, as in a real run of that length.
+    cfg.steps = args.warmup + args.steps;
+    cfg.eval_every = cfg.steps;
+    cfg.validate()?;
+    if let Some(csv) = &args.csv {
+        check_csv_header(csv)?;
+    }
+    let chosen = args.cfg.backend.unwrap_or_default().resolve();
+    let record = with_backend!(chosen, b => measure(b, chosen, &cfg, args))?;
+    say!(
+        "{} {} d={} batch={} V={} {} width={} depth={}{}: {} steps in {:.3} s",
+        record.backend,
+        record.equation,
+        record.dim,
+        record.batch,
+        record.rand_dims,
+        record.estimator,
+        record.width,
+        record.depth,
+        if record.collapsed {
+            ""
+        } else {
+            " (not collapsed)"
+        },
+        record.steps,
+        record.seconds
+    );
+    say!("steps/s       {:.2}", record.steps_per_second);
+    say!("ms/step       {:.3}", record.ms_per_step);
+    say!(
+        "peak memory   {}",
+        system::format_bytes(record.peak_memory_bytes)
+    );
+    say!("final loss    {:.4e}", record.final_loss);
+    if let (Some(l2), Some(l1)) = (record.rel_l2, record.rel_l1) {
+        say!("rel L2        {l2:.4e}");
+        say!("rel L1        {l1:.4e}");
+    }
+    if let Some(path) = &args.csv {
+        append(path, &record.csv_row(), Some(CSV_HEADER))?;
+    }
+    if let Some(path) = &args.json {
+        append(
+            path,
+            &serde_json::to_string(&record).unwrap_or_default(),
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+fn measure<B: Backend>(
+    backend: &B,
+    chosen: Chosen,
+    cfg: &TrainConfig,
+    args: &BenchArgs,
+) -> Result<Record, CliError> {
+    let mut trainer = Trainer::new(backend, cfg.clone(), None)?;
+    for _ in 0..args.warmup {
+        trainer.step();
+    }
+    if args.warmup > 0 {
+        // Reading the loss waits for the warm-up work, so none of it lands in the timed part.
+        pollster::block_on(trainer.loss())?;
+    }
+    let start = Instant::now();
+    for _ in 0..args.steps {
+        trainer.step();
+    }
+    // One read-back at the end, as a run that logs rarely would; it also waits for the device.
+    let final_loss = pollster::block_on(trainer.loss())?;
+    let seconds = start.elapsed().as_secs_f64();
+    let eval = if args.eval {
+        Some(pollster::block_on(trainer.evaluate())?)
+    } else {
+        None
+    };
+    Ok(Record {
+        backend: chosen.name(),
+        equation: cfg.equation.clone(),
+        dim: cfg.dim,
+        batch: cfg.batch,
+        rand_dims: cfg.rand_dims,
+        width: cfg.width,
+        depth: cfg.depth,
+        estimator: cfg.estimator.name(),
+        collapsed: cfg.collapsed,
+        steps: args.steps,
+        warmup: args.warmup,
+        seconds,
+        steps_per_second: args.steps as f64 / seconds,
+        ms_per_step: seconds * 1e3 / args.steps as f64,
+        peak_memory_bytes: system::peak_memory_bytes(),
+        final_loss,
+        rel_l2: eval.map(|e| e.rel_l2),
+        rel_l1: eval.map(|e| e.rel_l1),
+        seed: cfg.seed,
+        commit: system::git_commit(),
+        unix_time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    })
+}
+
+/// Fails before any work if `path` exists with a header other than [`CSV_HEADER`].
+fn check_csv_header(path: &Path) -> Result<(), CliError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => match text.lines().next() {
+            None => Ok(()),
+            Some(first) if first == CSV_HEADER => Ok(()),
+            Some(_) => Err(CliError::CsvHeader {
+                path: path.to_path_buf(),
+            }),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CliError::io(path)(e)),
+    }
+}
+
+/// Appends `line` to `path`, first writing `header` if the file is new or empty.
+fn append(path: &Path, line: &str, header: Option<&str>) -> Result<(), CliError> {
+    let io = || CliError::io(path);
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io())?;
+    let empty = f.metadata().map_err(io())?.len() == 0;
+    let mut text = String::new();
+    if let (true, Some(h)) = (empty, header) {
+        text.push_str(h);
+        text.push('\n');
+    }
+    text.push_str(line);
+    text.push('\n');
+    f.write_all(text.as_bytes()).map_err(io())
+}

@@ -1,0 +1,1044 @@
+//! `CpuBackend`: the [`Backend`] trait in f32 on the host, fast: `gemm` for the matrix products,
+//! fused and run-time-dispatched SIMD kernels for the jets, rayon across points.
+//!
+//! It computes what [`super::reference::ReferenceBackend`] computes (same layouts, same collapsed-top
+//! identities, bit-identical random samples), in f32 instead of f64. Where f32 alone would lose
+//! accuracy the kernels work harder: long sums (forcing, `‖x‖²`, column sums) fold f32
+//! partial sums into f64, the per-point residual is evaluated in f64, and `tanh'` is computed as
+//! `sech²` rather than `1 − tanh²`.
+//!
+//! # Threads
+//!
+//! Work runs on rayon's global pool. Kernels split the points of a jet batch into a few tasks per
+//! thread; the products go to `gemm` with `Parallelism::Rayon` once they are large enough to repay
+//! the fork. [`CpuBackend::with_threads`] caps the parallelism (1 runs everything on the caller's
+//! thread, handy for benchmarks).
+//!
+//! # Scratch
+//!
+//! Buffers belong to the caller. The few small temporaries (probe columns, column sums, per-point
+//! dot products: at most `V × width` values) live in a scratch area inside the backend that only
+//! grows, so steady-state steps do not allocate beyond tiny per-call task tables.
+
+mod forcing;
+mod jet;
+pub(crate) mod simd;
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::sync::{Mutex, PoisonError};
+
+use rayon::prelude::*;
+
+use super::{
+    AdamStep, Backend, BackendError, Gemm, Nonlinearity, ProbeKind, Probes, ResidualParams,
+    Sampling, SolutionKind,
+};
+use crate::batch::JetShape;
+use crate::mlp::Activation;
+use crate::rng;
+use simd::{multiversioned, Simd};
+
+/// Products with fewer multiply-adds than this run on one thread: 2¹⁹ of them take about 10 µs on
+/// one AVX-512 core, the order of what a rayon fork/join plus gemm's per-thread packing costs.
+const PAR_GEMM_MIN_FLOPS: usize = 1 << 19;
+
+/// A product whose inner dimension is this many times its larger output dimension is split along
+/// the inner dimension across threads (see [`CpuBackend::gemm_raw`]).
+const SPLIT_K_RATIO: usize = 16;
+
+/// Elementwise work (values × order) below which a jet kernel runs as one task.
+const PAR_JET_MIN_WORK: usize = 1 << 15;
+
+/// Streaming kernels (Adam, sampling, forcing, norms) on fewer than twice this many values run on
+/// one thread; above it they split into about four chunks per thread (for load balance), of at least
+/// this many values each.
+const STREAM_CHUNK: usize = 1 << 14;
+
+/// The fast f32 host backend.
+#[derive(Debug)]
+pub struct CpuBackend {
+    /// How many threads kernels split their work for.
+    threads: usize,
+    /// The instruction set the hand-written kernels run with.
+    simd: Simd,
+    /// Reusable temporaries (see the module documentation).
+    scratch: Mutex<Scratch>,
+    /// Partial products of split-K matrix products (separate from `scratch`, whose users call
+    /// `gemm_raw` while holding it).
+    split_k: Mutex<Vec<f32>>,
+}
+
+/// Growable temporaries, reused across calls.
+#[derive(Debug, Default)]
+struct Scratch {
+    f32s: Vec<f32>,
+    f64s: Vec<f64>,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A strided matrix inside a flat buffer: element `(r, c)` is at `offset + r·row_stride +
+/// c·col_stride`. Transposes are stride swaps.
+#[derive(Clone, Copy, Debug)]
+struct MatRef {
+    offset: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl MatRef {
+    /// A row-major matrix with `cols` columns.
+    fn row_major(offset: usize, cols: usize) -> Self {
+        Self {
+            offset,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix stored with `stored_cols` columns (a column-major view).
+    fn transposed(offset: usize, stored_cols: usize) -> Self {
+        Self {
+            offset,
+            row_stride: 1,
+            col_stride: stored_cols,
+        }
+    }
+
+    /// Panics unless a `rows × cols` matrix at these strides fits in `len` values.
+    #[track_caller]
+    fn check(&self, len: usize, rows: usize, cols: usize, what: &str) {
+        if rows == 0 || cols == 0 {
+            return;
+        }
+        let last = (rows - 1)
+            .checked_mul(self.row_stride)
+            .and_then(|r| (cols - 1).checked_mul(self.col_stride).map(|c| (r, c)))
+            .and_then(|(r, c)| r.checked_add(c))
+            .and_then(|rc| rc.checked_add(self.offset));
+        assert!(
+            matches!(last, Some(i) if i < len),
+            "gemm: {what} ({rows}×{cols} at {self:?}) does not fit in a buffer of {len} values"
+        );
+    }
+}
+
+impl CpuBackend {
+    /// A backend that uses every thread of rayon's global pool and the best SIMD level of this CPU.
+    pub fn new() -> Self {
+        Self::with_threads(rayon::current_num_threads())
+    }
+
+    /// A backend that splits work for at most `threads` threads (`0` is taken as `1`). Work still
+    /// runs on rayon's global pool; with `1` it all runs on the calling thread.
+    pub fn with_threads(threads: usize) -> Self {
+        Self {
+            threads: threads.max(1),
+            simd: Simd::detect(),
+            scratch: Mutex::new(Scratch::default()),
+            split_k: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The number of threads work is split for.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `f` on scratch slices of `n32` f32 and `n64` f64 values (contents unspecified).
+    fn with_scratch<R>(
+        &self,
+        n32: usize,
+        n64: usize,
+        f: impl FnOnce(&mut [f32], &mut [f64]) -> R,
+    ) -> R {
+        // A panic while the lock was held leaves only stale temporaries behind: safe to reuse.
+        let mut guard = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        let s = &mut *guard;
+        if s.f32s.len() < n32 {
+            s.f32s.resize(n32, 0.0);
+        }
+        if s.f64s.len() < n64 {
+            s.f64s.resize(n64, 0.0);
+        }
+        f(&mut s.f32s[..n32], &mut s.f64s[..n64])
+    }
+
+    /// `dst[m×n] = alpha·lhs[m×k]·rhs[k×n] + beta·dst` on strided views (`beta = 0`: `dst` is not
+    /// read, so it may hold garbage).
+    ///
+    /// Large products run in parallel. gemm parallelises over the output, which leaves a long inner
+    /// dimension with a small output (the input layer's `X·W1ᵀ`: 100×128 outputs, `k = d` up to 10⁶)
+    /// streaming all of `X` through every thread; those are split along `k` instead, each thread
+    /// writing a partial product that is summed afterwards.
+    ///
+    /// # Panics
+    /// If a view does not fit in its buffer.
+    #[track_caller]
+    fn gemm_raw(
+        &self,
+        (m, n, k): (usize, usize, usize),
+        alpha: f32,
+        (lhs, l): (&[f32], MatRef),
+        (rhs, r): (&[f32], MatRef),
+        beta: f32,
+        (dst, d): (&mut [f32], MatRef),
+    ) {
+        l.check(lhs.len(), m, k, "lhs");
+        r.check(rhs.len(), k, n, "rhs");
+        d.check(dst.len(), m, n, "dst");
+        if m == 0 || n == 0 {
+            return;
+        }
+        let flops = m.saturating_mul(n).saturating_mul(k);
+        let parallel = self.threads > 1 && flops >= PAR_GEMM_MIN_FLOPS;
+        if parallel && k >= SPLIT_K_RATIO * m.max(n) {
+            self.gemm_split_k((m, n, k), alpha, (lhs, l), (rhs, r), beta, (dst, d));
+            return;
+        }
+        let par = if parallel {
+            gemm::Parallelism::Rayon(self.threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        gemm_checked((m, n, k), alpha, (lhs, l), (rhs, r), beta, (dst, d), par);
+    }
+
+    /// [`CpuBackend::gemm_raw`] split along `k` into one slice per thread.
+    fn gemm_split_k(
+        &self,
+        (m, n, k): (usize, usize, usize),
+        alpha: f32,
+        (lhs, l): (&[f32], MatRef),
+        (rhs, r): (&[f32], MatRef),
+        beta: f32,
+        (dst, d): (&mut [f32], MatRef),
+    ) {
+        let parts = self.threads;
+        let mut partials = self.split_k.lock().unwrap_or_else(PoisonError::into_inner);
+        if partials.len() < parts * m * n {
+            partials.resize(parts * m * n, 0.0);
+        }
+        let partials = &mut partials[..parts * m * n];
+        partials
+            .par_chunks_mut(m * n)
+            .enumerate()
+            .for_each(|(t, part)| {
+                let (k0, k1) = (t * k / parts, (t + 1) * k / parts);
+                // Column k0 of op(lhs) and row k0 of op(rhs) start the slice.
+                let lt = MatRef {
+                    offset: l.offset + k0 * l.col_stride,
+                    ..l
+                };
+                let rt = MatRef {
+                    offset: r.offset + k0 * r.row_stride,
+                    ..r
+                };
+                gemm_checked(
+                    (m, n, k1 - k0),
+                    1.0,
+                    (lhs, lt),
+                    (rhs, rt),
+                    0.0,
+                    (part, MatRef::row_major(0, n)),
+                    gemm::Parallelism::None,
+                );
+            });
+        for i in 0..m {
+            for j in 0..n {
+                let sum: f32 = (0..parts).map(|t| partials[t * m * n + i * n + j]).sum();
+                let e = &mut dst[d.offset + i * d.row_stride + j * d.col_stride];
+                *e = alpha * sum + if beta == 0.0 { 0.0 } else { beta * *e };
+            }
+        }
+    }
+
+    /// Items per parallel chunk for a streaming kernel over `items` items of `item_len` values each,
+    /// or `None` when it should run on the calling thread.
+    fn stream_items(&self, items: usize, item_len: usize) -> Option<usize> {
+        let values = items.saturating_mul(item_len);
+        if self.threads == 1 || values < 2 * STREAM_CHUNK || items < 2 {
+            return None;
+        }
+        let per_chunk = items.div_ceil(4 * self.threads);
+        let min_items = STREAM_CHUNK.div_ceil(item_len.max(1));
+        Some(per_chunk.max(min_items).min(items))
+    }
+
+    /// How many point ranges a jet kernel over `shape` is split into.
+    fn jet_tasks(&self, shape: JetShape) -> usize {
+        let work = shape.len().saturating_mul(shape.order.max(1));
+        if self.threads == 1 || work < PAR_JET_MIN_WORK {
+            1
+        } else {
+            shape.n_points.min(4 * self.threads).max(1)
+        }
+    }
+
+    /// Runs `f(p0, blocks)` over point ranges of `out` (a batch of `shape`), in parallel when it
+    /// pays. `blocks[b]` is block `b` restricted to the range's points, so each task owns a disjoint
+    /// part of every block: the block-major layout scatters one point's rows over all blocks.
+    fn for_point_ranges(
+        &self,
+        shape: JetShape,
+        out: &mut [f32],
+        f: impl Fn(usize, &mut [&mut [f32]]) + Sync,
+    ) {
+        let tasks = self.jet_tasks(shape);
+        let np = shape.n_points;
+        let start = |t: usize| t * np / tasks;
+        let mut views: Vec<(usize, Vec<&mut [f32]>)> = (0..tasks)
+            .map(|t| (start(t), Vec::with_capacity(shape.n_blocks())))
+            .collect();
+        for block in out[..shape.len()].chunks_exact_mut(np * shape.width) {
+            let mut rest = block;
+            for (t, view) in views.iter_mut().enumerate() {
+                let rows = start(t + 1) - start(t);
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut(rows * shape.width);
+                view.1.push(head);
+                rest = tail;
+            }
+        }
+        if tasks == 1 {
+            let (p0, mut blocks) = views.pop().expect("one task");
+            f(p0, &mut blocks);
+        } else {
+            views
+                .into_par_iter()
+                .for_each(|(p0, mut blocks)| f(p0, &mut blocks));
+        }
+    }
+
+    /// Column sums (f64) of `rows` consecutive rows of `width` values into `acc`.
+    fn column_sums(&self, rows: &[f32], width: usize, acc: &mut [f64]) {
+        acc[..width].fill(0.0);
+        if width > 0 {
+            add_columns(self.simd, rows, width, acc);
+        }
+    }
+
+    /// The hard-ball factor inputs of every point: `‖x_n‖²` into `sq` (f64, parallel over points).
+    fn squared_norms(&self, points: &[f32], dim: usize, sq: &mut [f64]) {
+        let simd = self.simd;
+        if dim == 0 {
+            sq.fill(0.0);
+            return;
+        }
+        let points = &points[..sq.len() * dim];
+        match self.stream_items(sq.len(), dim) {
+            None => {
+                for (s, x) in sq.iter_mut().zip(points.chunks_exact(dim)) {
+                    *s = sum_squares(simd, x);
+                }
+            }
+            Some(per) => sq
+                .par_chunks_mut(per)
+                .zip(points.par_chunks(per * dim))
+                .for_each(|(sq, pts)| {
+                    for (s, x) in sq.iter_mut().zip(pts.chunks_exact(dim)) {
+                        *s = sum_squares(simd, x);
+                    }
+                }),
+        }
+    }
+}
+
+multiversioned! {
+    /// [`simd::sum_squares`], dispatched.
+    fn sum_squares(x: &[f32]) -> f64 {
+        simd::sum_squares(x)
+    }
+}
+
+multiversioned! {
+    /// [`simd::add_columns`], dispatched.
+    fn add_columns(rows: &[f32], width: usize, acc: &mut [f64]) {
+        simd::add_columns(rows, width, acc)
+    }
+}
+
+multiversioned! {
+    /// One Adam update of a chunk (`lr_t = lr/(1 − β₁ᵗ)`, `inv_c2 = 1/√(1 − β₂ᵗ)`), zeroing `g`.
+    fn adam_chunk(
+        b1: f32,
+        b2: f32,
+        lr_t: f32,
+        inv_c2: f32,
+        eps: f32,
+        p: &mut [f32],
+        g: &mut [f32],
+        m: &mut [f32],
+        v: &mut [f32],
+    ) {
+        let n = p.len();
+        let (g, m, v) = (&mut g[..n], &mut m[..n], &mut v[..n]);
+        for i in 0..n {
+            let gi = g[i];
+            let mi = b1 * m[i] + (1.0 - b1) * gi;
+            let vi = b2 * v[i] + (1.0 - b2) * gi * gi;
+            m[i] = mi;
+            v[i] = vi;
+            // m̂/(√v̂ + ε) with m̂ = m/c1, v̂ = v/c2, the bias corrections folded into two scalars.
+            p[i] -= lr_t * mi / (vi.sqrt() * inv_c2 + eps);
+            g[i] = 0.0;
+        }
+    }
+}
+
+/// `rows[r·w + h] += bias[h]` for every row, `w = bias.len()`.
+fn add_bias_rows(rows: &mut [f32], bias: &[f32]) {
+    if bias.is_empty() {
+        return;
+    }
+    for row in rows.chunks_exact_mut(bias.len()) {
+        for (v, b) in row.iter_mut().zip(bias) {
+            *v += b;
+        }
+    }
+}
+
+/// `dst = alpha·lhs·rhs + beta·dst` through the `gemm` crate, after checking that every view fits.
+///
+/// # Panics
+/// If a view does not fit in its buffer.
+#[allow(unsafe_code)]
+#[track_caller]
+fn gemm_checked(
+    (m, n, k): (usize, usize, usize),
+    alpha: f32,
+    (lhs, l): (&[f32], MatRef),
+    (rhs, r): (&[f32], MatRef),
+    beta: f32,
+    (dst, d): (&mut [f32], MatRef),
+    parallelism: gemm::Parallelism,
+) {
+    l.check(lhs.len(), m, k, "lhs");
+    r.check(rhs.len(), k, n, "rhs");
+    d.check(dst.len(), m, n, "dst");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        // The product is empty: only the scaling of `dst` remains.
+        for i in 0..m {
+            for j in 0..n {
+                let e = &mut dst[d.offset + i * d.row_stride + j * d.col_stride];
+                *e = if beta == 0.0 { 0.0 } else { beta * *e };
+            }
+        }
+        return;
+    }
+    // In-bounds offsets and strides of slices are below isize::MAX (checked above).
+    let s = |x: usize| x as isize;
+    // SAFETY: the three `check` calls above prove that every element gemm reads or writes
+    // (`offset + i·row_stride + j·col_stride` for `i < rows`, `j < cols`) lies inside its slice, so
+    // the offset pointers and all strided accesses stay in bounds; `dst` is a unique borrow, so it
+    // cannot alias `lhs` or `rhs`; f32 has no invalid bit patterns. gemm's `alpha` scales the old
+    // `dst` and its `beta` the product, and it reads `dst` only when `read_dst` is set.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr().add(d.offset),
+            s(d.col_stride),
+            s(d.row_stride),
+            beta != 0.0,
+            lhs.as_ptr().add(l.offset),
+            s(l.col_stride),
+            s(l.row_stride),
+            rhs.as_ptr().add(r.offset),
+            s(r.col_stride),
+            s(r.row_stride),
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Panics unless the jet order is one the kernels handle.
+#[track_caller]
+fn check_order(shape: JetShape) {
+    assert!(
+        shape.order <= jet::MAX_ORDER,
+        "CpuBackend supports jet orders up to {}, got {}",
+        jet::MAX_ORDER,
+        shape.order
+    );
+}
+
+/// Number of slot-1 tangent blocks of an input layer: one per direction, or the single summed block
+/// of a collapsed 1-jet (where slot 1 is the top).
+fn slot1_blocks(shape: JetShape) -> usize {
+    if shape.collapsed && shape.order == 1 {
+        1
+    } else {
+        shape.n_dirs
+    }
+}
+
+impl Backend for CpuBackend {
+    type Buf = Vec<f32>;
+    type Idx = Vec<u32>;
+
+    fn describe(&self) -> String {
+        format!(
+            "cpu (f32, {} thread{}, {})",
+            self.threads,
+            if self.threads == 1 { "" } else { "s" },
+            self.simd.name()
+        )
+    }
+
+    fn alloc(&self, len: usize, what: &'static str) -> Result<Self::Buf, BackendError> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(len)
+            .map_err(|_| BackendError::OutOfMemory {
+                requested_bytes: (len as u64).saturating_mul(4),
+                what,
+            })?;
+        v.resize(len, 0.0);
+        Ok(v)
+    }
+
+    fn alloc_idx(&self, len: usize, what: &'static str) -> Result<Self::Idx, BackendError> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(len)
+            .map_err(|_| BackendError::OutOfMemory {
+                requested_bytes: (len as u64).saturating_mul(4),
+                what,
+            })?;
+        v.resize(len, 0);
+        Ok(v)
+    }
+
+    fn upload(&self, dst: &mut Self::Buf, offset: usize, src: &[f32]) {
+        dst[offset..offset + src.len()].copy_from_slice(src);
+    }
+
+    fn upload_idx(&self, dst: &mut Self::Idx, src: &[u32]) {
+        dst[..src.len()].copy_from_slice(src);
+    }
+
+    fn download(
+        &self,
+        src: &Self::Buf,
+        offset: usize,
+        len: usize,
+    ) -> impl Future<Output = Result<Vec<f32>, BackendError>> {
+        let data = &src[offset..offset + len];
+        let mut out = Vec::new();
+        let result = match out.try_reserve_exact(len) {
+            Ok(()) => {
+                out.extend_from_slice(data);
+                Ok(out)
+            }
+            Err(_) => Err(BackendError::OutOfMemory {
+                requested_bytes: (len as u64).saturating_mul(4),
+                what: "download",
+            }),
+        };
+        std::future::ready(result)
+    }
+
+    fn gemm(&self, g: Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) {
+        let l = if g.trans_a {
+            MatRef::transposed(g.a_offset, g.m)
+        } else {
+            MatRef::row_major(g.a_offset, g.k)
+        };
+        let r = if g.trans_b {
+            MatRef::transposed(g.b_offset, g.k)
+        } else {
+            MatRef::row_major(g.b_offset, g.n)
+        };
+        self.gemm_raw(
+            (g.m, g.n, g.k),
+            g.alpha,
+            (a, l),
+            (b, r),
+            g.beta,
+            (c, MatRef::row_major(g.c_offset, g.n)),
+        );
+    }
+
+    fn add_bias(&self, shape: JetShape, params: &Self::Buf, bias_offset: usize, z: &mut Self::Buf) {
+        let w = shape.width;
+        add_bias_rows(
+            &mut z[..shape.n_points * w],
+            &params[bias_offset..bias_offset + w],
+        );
+    }
+
+    fn bias_grad(
+        &self,
+        shape: JetShape,
+        z_bar: &Self::Buf,
+        grad: &mut Self::Buf,
+        bias_offset: usize,
+    ) {
+        let w = shape.width;
+        self.with_scratch(0, w, |_, acc| {
+            self.column_sums(&z_bar[..shape.n_points * w], w, acc);
+            for (g, a) in grad[bias_offset..bias_offset + w]
+                .iter_mut()
+                .zip(acc.iter())
+            {
+                *g = (f64::from(*g) + a) as f32;
+            }
+        });
+    }
+
+    fn jet_activation_forward(
+        &self,
+        act: Activation,
+        shape: JetShape,
+        z: &Self::Buf,
+        h: &mut Self::Buf,
+    ) {
+        check_order(shape);
+        if shape.is_empty() {
+            return;
+        }
+        let z = &z[..shape.len()];
+        let simd = self.simd;
+        self.for_point_ranges(shape, h, |p0, out| {
+            jet::activation_forward_task(simd, act, shape, z, p0, out);
+        });
+    }
+
+    fn jet_activation_backward(
+        &self,
+        act: Activation,
+        shape: JetShape,
+        z: &Self::Buf,
+        h_bar: &Self::Buf,
+        z_bar: &mut Self::Buf,
+    ) {
+        check_order(shape);
+        if shape.is_empty() {
+            return;
+        }
+        let z = &z[..shape.len()];
+        let h_bar = &h_bar[..shape.len()];
+        let simd = self.simd;
+        self.for_point_ranges(shape, z_bar, |p0, out| {
+            jet::activation_backward_task(simd, act, shape, z, h_bar, p0, out);
+        });
+    }
+
+    fn input_layer_forward(
+        &self,
+        shape: JetShape,
+        dim: usize,
+        points: &Self::Buf,
+        probes: &Probes<'_, Self>,
+        params: &Self::Buf,
+        weight_offset: usize,
+        z: &mut Self::Buf,
+    ) {
+        assert!(
+            shape.order >= 1,
+            "the input layer needs jet order at least 1"
+        );
+        let (np, width, dirs) = (shape.n_points, shape.width, shape.n_dirs);
+        let block_len = np * width;
+        let z = &mut z[..shape.len()];
+        let bias_offset = weight_offset + width * dim;
+        // Primal rows: X·W1ᵀ (W1 is `width × dim` row-major, so W1ᵀ is its column-major view).
+        self.gemm_raw(
+            (np, width, dim),
+            1.0,
+            (points, MatRef::row_major(0, dim)),
+            (params, MatRef::transposed(weight_offset, dim)),
+            0.0,
+            (&mut z[..block_len], MatRef::row_major(0, width)),
+        );
+        add_bias_rows(
+            &mut z[..block_len],
+            &params[bias_offset..bias_offset + width],
+        );
+        let slots = slot1_blocks(shape);
+        let summed = slots != dirs;
+        self.with_scratch(dirs * width + width, 0, |cols, _| {
+            let (per_dir, sum) = cols.split_at_mut(dirs * width);
+            // The tangent rows W1·v_s, one row of `width` values per direction.
+            match probes.kind {
+                ProbeKind::OneHot => {
+                    for (s, row) in per_dir
+                        .chunks_exact_mut(width.max(1))
+                        .enumerate()
+                        .take(dirs)
+                    {
+                        let i = probes.indices[s] as usize;
+                        assert!(i < dim, "probe index {i} out of 0..{dim}");
+                        // A strided gather: column i of W1.
+                        for (h, v) in row.iter_mut().enumerate() {
+                            *v = params[weight_offset + h * dim + i];
+                        }
+                    }
+                }
+                ProbeKind::Dense => self.gemm_raw(
+                    (dirs, width, dim),
+                    1.0,
+                    (probes.dense, MatRef::row_major(0, dim)),
+                    (params, MatRef::transposed(weight_offset, dim)),
+                    0.0,
+                    (per_dir, MatRef::row_major(0, width)),
+                ),
+            }
+            let rows: &[f32] = if summed {
+                // A collapsed 1-jet stores Σ_s W1·v_s in its one top block.
+                sum.fill(0.0);
+                for row in per_dir.chunks_exact(width.max(1)).take(dirs) {
+                    for (a, v) in sum.iter_mut().zip(row) {
+                        *a += v;
+                    }
+                }
+                sum
+            } else {
+                per_dir
+            };
+            // Every point shares the probe tangents: broadcast each row over its block.
+            for (j, row) in rows.chunks_exact(width.max(1)).enumerate().take(slots) {
+                let block = &mut z[(1 + j) * block_len..(2 + j) * block_len];
+                for dst in block.chunks_exact_mut(width.max(1)) {
+                    dst.copy_from_slice(row);
+                }
+            }
+        });
+        // All higher coefficients of the input jet are zero.
+        z[(1 + slots) * block_len..].fill(0.0);
+    }
+
+    fn input_layer_backward(
+        &self,
+        shape: JetShape,
+        dim: usize,
+        points: &Self::Buf,
+        probes: &Probes<'_, Self>,
+        z_bar: &Self::Buf,
+        grad: &mut Self::Buf,
+        weight_offset: usize,
+    ) {
+        assert!(
+            shape.order >= 1,
+            "the input layer needs jet order at least 1"
+        );
+        let (np, width, dirs) = (shape.n_points, shape.width, shape.n_dirs);
+        let block_len = np * width;
+        let z_bar = &z_bar[..shape.len()];
+        let bias_offset = weight_offset + width * dim;
+        // ∂W1 += z̄_primalᵀ·X: the one large product of a step at high dimension.
+        self.gemm_raw(
+            (width, dim, np),
+            1.0,
+            (z_bar, MatRef::transposed(0, width)),
+            (points, MatRef::row_major(0, dim)),
+            1.0,
+            (grad, MatRef::row_major(weight_offset, dim)),
+        );
+        let slots = slot1_blocks(shape);
+        self.with_scratch(dirs * width, width.max(1), |sums, acc| {
+            // ∂b1 += Σ_n z̄_primal.
+            self.column_sums(&z_bar[..block_len], width, acc);
+            for (g, a) in grad[bias_offset..bias_offset + width]
+                .iter_mut()
+                .zip(acc.iter())
+            {
+                *g = (f64::from(*g) + a) as f32;
+            }
+            // G[s] = Σ_n z̄[slot-1 block of s]; in a collapsed 1-jet every direction shares the block.
+            for s in 0..dirs {
+                let j = if slots == 1 { 0 } else { s };
+                if s == 0 || slots != 1 {
+                    self.column_sums(&z_bar[(1 + j) * block_len..(2 + j) * block_len], width, acc);
+                }
+                for (g, a) in sums[s * width..(s + 1) * width].iter_mut().zip(acc.iter()) {
+                    *g = *a as f32;
+                }
+            }
+            match probes.kind {
+                ProbeKind::OneHot => {
+                    // A scatter-add of G[s] into column idx[s] of ∂W1 (repeated indices add up).
+                    for s in 0..dirs {
+                        let i = probes.indices[s] as usize;
+                        assert!(i < dim, "probe index {i} out of 0..{dim}");
+                        for h in 0..width {
+                            grad[weight_offset + h * dim + i] += sums[s * width + h];
+                        }
+                    }
+                }
+                ProbeKind::Dense => self.gemm_raw(
+                    (width, dim, dirs),
+                    1.0,
+                    (sums, MatRef::transposed(0, width)),
+                    (probes.dense, MatRef::row_major(0, dim)),
+                    1.0,
+                    (grad, MatRef::row_major(weight_offset, dim)),
+                ),
+            }
+        });
+    }
+
+    fn pinn_residual(
+        &self,
+        p: ResidualParams,
+        m: &Self::Buf,
+        points: &Self::Buf,
+        probes: &Probes<'_, Self>,
+        forcing: &Self::Buf,
+        loss_terms: &mut Self::Buf,
+        m_bar: &mut Self::Buf,
+    ) {
+        let shape = p.shape;
+        assert_eq!(
+            shape.width, 1,
+            "the residual reads a model output of width 1"
+        );
+        let (np, dirs, order, dim) = (shape.n_points, shape.n_dirs, shape.order, p.dim);
+        let m = &m[..shape.len()];
+        let m_bar = &mut m_bar[..shape.len()];
+        let hard = p.hard_ball_boundary;
+        let dense = probes.kind == ProbeKind::Dense;
+        // Scratch: f64 [‖x_n‖² (np) | ‖v_s‖² (dirs)], f32 [x_n·v_s (np × dirs), dense only].
+        let n32 = if hard && dense { np * dirs } else { 0 };
+        self.with_scratch(n32, np + dirs, |xv, f64s| {
+            let (x2, vv) = f64s.split_at_mut(np);
+            if hard {
+                self.squared_norms(points, dim, x2);
+                match probes.kind {
+                    ProbeKind::OneHot => vv.fill(1.0),
+                    ProbeKind::Dense => {
+                        for (s, v) in vv.iter_mut().enumerate() {
+                            *v = sum_squares(self.simd, &probes.dense[s * dim..(s + 1) * dim]);
+                        }
+                        // x_n·v_s for all pairs: one small product (np × dirs, inner dim).
+                        self.gemm_raw(
+                            (np, dirs, dim),
+                            1.0,
+                            (points, MatRef::row_major(0, dim)),
+                            (probes.dense, MatRef::transposed(0, dim)),
+                            0.0,
+                            (xv, MatRef::row_major(0, dirs)),
+                        );
+                    }
+                }
+            }
+            // The boundary factor φ(x + v t) = [1 − ‖x‖², −2x·v, −‖v‖², 0, …] (or [1, 0, …]).
+            let phi = |k: usize, n: usize, s: usize| -> f64 {
+                match (hard, k) {
+                    (false, 0) => 1.0,
+                    (false, _) => 0.0,
+                    (true, 0) => 1.0 - x2[n],
+                    (true, 1) => {
+                        let xs = match probes.kind {
+                            ProbeKind::OneHot => {
+                                let i = probes.indices[s] as usize;
+                                assert!(i < dim, "probe index {i} out of 0..{dim}");
+                                f64::from(points[n * dim + i])
+                            }
+                            ProbeKind::Dense => f64::from(xv[n * dirs + s]),
+                        };
+                        -2.0 * xs
+                    }
+                    (true, 2) => -vv[s],
+                    (true, _) => 0.0,
+                }
+            };
+            let weight = f64::from(p.top_weight) * crate::series::factorial(order);
+            let inv_n = 1.0 / np as f64;
+            let at = |k: usize, s: usize, n: usize| shape.block(k, s) * np + n;
+            m_bar.fill(0.0);
+            for n in 0..np {
+                let m_of = |k: usize, s: usize| f64::from(m[at(k, s, n)]);
+                let phi0 = phi(0, n, 0);
+                let m0 = m_of(0, 0);
+                let u0 = phi0 * m0;
+                // Σ_s φ_K^s: the top of the factor, linear in the tangents.
+                let phi_top: f64 = (0..dirs).map(|s| phi(order, n, s)).sum();
+                // u_K of u = φ·m (Cauchy product), summed over directions; collapsed: the lower
+                // series of every direction plus the linear top terms, as in `mul_forward`.
+                let mut est = 0.0;
+                if shape.collapsed {
+                    for s in 0..dirs {
+                        for j in 1..order {
+                            est += phi(j, n, s) * m_of(order - j, s);
+                        }
+                    }
+                    est += phi0 * m_of(order, 0) + m0 * phi_top;
+                } else {
+                    for s in 0..dirs {
+                        for j in 0..=order {
+                            est += phi(j, n, s) * m_of(order - j, s);
+                        }
+                    }
+                }
+                let r = weight * est + p.nonlinearity.value(u0) - f64::from(forcing[n]);
+                loss_terms[n] = (r * r) as f32;
+                let r_bar = 2.0 * r * inv_n;
+                let top_bar = r_bar * weight;
+                // m̄ = adjoint of the product in m: m̄_j^s = ū_K·φ_{K−j}^s, m̄_0 = ū_0·φ_0 + ū_K·Σ_s φ_K^s.
+                m_bar[at(0, 0, n)] =
+                    (r_bar * p.nonlinearity.derivative(u0) * phi0 + top_bar * phi_top) as f32;
+                let upper = if shape.collapsed { order - 1 } else { order };
+                for s in 0..dirs {
+                    for j in 1..=upper {
+                        m_bar[at(j, s, n)] = (top_bar * phi(order - j, n, s)) as f32;
+                    }
+                }
+                if shape.collapsed {
+                    m_bar[at(order, 0, n)] = (top_bar * phi0) as f32;
+                }
+            }
+        });
+    }
+
+    fn forcing(
+        &self,
+        solution: SolutionKind,
+        nonlinearity: Nonlinearity,
+        n: usize,
+        dim: usize,
+        coeffs: &Self::Buf,
+        points: &Self::Buf,
+        g: &mut Self::Buf,
+        exact: &mut Self::Buf,
+    ) {
+        let n_terms = match solution {
+            SolutionKind::TwoBody => crate::pde::ExactSolution::TwoBody,
+            SolutionKind::ThreeBody => crate::pde::ExactSolution::ThreeBody,
+        }
+        .n_terms(dim);
+        let coeffs = &coeffs[..n_terms];
+        let simd = self.simd;
+        let one = |i: usize, g: &mut f32, e: &mut f32| {
+            let (gv, ev) = forcing::forcing_at(
+                simd,
+                solution,
+                nonlinearity,
+                coeffs,
+                &points[i * dim..(i + 1) * dim],
+            );
+            *g = gv as f32;
+            *e = ev as f32;
+        };
+        let (g, exact) = (&mut g[..n], &mut exact[..n]);
+        let run = |first: usize, g: &mut [f32], e: &mut [f32]| {
+            for (i, (gi, ei)) in g.iter_mut().zip(e.iter_mut()).enumerate() {
+                one(first + i, gi, ei);
+            }
+        };
+        match self.stream_items(n, dim) {
+            None => run(0, g, exact),
+            Some(per) => g
+                .par_chunks_mut(per)
+                .zip(exact.par_chunks_mut(per))
+                .enumerate()
+                .for_each(|(c, (g, e))| run(c * per, g, e)),
+        }
+    }
+
+    fn sample(&self, what: Sampling, seed: u64, step: u32, out: &mut Self::Buf) {
+        match what {
+            Sampling::BallPoints {
+                first,
+                n,
+                d,
+                stream,
+            } => {
+                let out = &mut out[..n * d];
+                match self.stream_items(n, d) {
+                    None => rng::sample_ball_points_from(seed, stream, step, first, n, d, out),
+                    // Points are independent and addressed by index, so chunks equal the one-shot
+                    // draw bit for bit.
+                    Some(rows) => {
+                        out.par_chunks_mut(rows * d)
+                            .enumerate()
+                            .for_each(|(c, chunk)| {
+                                rng::sample_ball_points_from(
+                                    seed,
+                                    stream,
+                                    step,
+                                    first + c * rows,
+                                    chunk.len() / d,
+                                    d,
+                                    chunk,
+                                );
+                            })
+                    }
+                }
+            }
+            Sampling::Rademacher { count } | Sampling::Gaussian { count } => {
+                let out = &mut out[..count];
+                let philox = rng::Philox::new(seed);
+                let stream = rng::streams::DENSE_TANGENTS;
+                let gaussian = matches!(what, Sampling::Gaussian { .. });
+                assert!(
+                    count.div_ceil(4) as u64 <= 1 << 32,
+                    "a flat fill of {count} elements needs more than the 2^32 blocks a step can address"
+                );
+                // Element e is word e % 4 of block e / 4, exactly as `Philox::fill_*_f32`.
+                let fill = |first_block: usize, chunk: &mut [f32]| {
+                    for (b, quad) in chunk.chunks_mut(4).enumerate() {
+                        let index = (first_block + b) as u32;
+                        let words = if gaussian {
+                            philox.normal_f32(stream, step, index)
+                        } else {
+                            philox.rademacher_f32(stream, step, index)
+                        };
+                        quad.copy_from_slice(&words[..quad.len()]);
+                    }
+                };
+                // Chunks of whole blocks (4 values), so every chunk starts at a block boundary.
+                match self.stream_items(count.div_ceil(4), 4) {
+                    None => fill(0, out),
+                    Some(blocks) => out
+                        .par_chunks_mut(4 * blocks)
+                        .enumerate()
+                        .for_each(|(c, chunk)| fill(c * blocks, chunk)),
+                }
+            }
+        }
+    }
+
+    fn adam(
+        &self,
+        s: AdamStep,
+        params: &mut Self::Buf,
+        grad: &mut Self::Buf,
+        m: &mut Self::Buf,
+        v: &mut Self::Buf,
+    ) {
+        let (b1, b2) = (f64::from(s.beta1), f64::from(s.beta2));
+        let c1 = 1.0 - b1.powi(s.t as i32);
+        let c2 = 1.0 - b2.powi(s.t as i32);
+        let lr_t = (f64::from(s.lr) / c1) as f32;
+        let inv_c2 = (1.0 / c2.sqrt()) as f32;
+        let n = params.len();
+        let (grad, m, v) = (&mut grad[..n], &mut m[..n], &mut v[..n]);
+        let simd = self.simd;
+        let step = |p: &mut [f32], g: &mut [f32], mm: &mut [f32], vv: &mut [f32]| {
+            adam_chunk(simd, s.beta1, s.beta2, lr_t, inv_c2, s.eps, p, g, mm, vv);
+        };
+        match self.stream_items(n, 1) {
+            None => step(params, grad, m, v),
+            Some(chunk) => params
+                .par_chunks_mut(chunk)
+                .zip(grad.par_chunks_mut(chunk))
+                .zip(m.par_chunks_mut(chunk))
+                .zip(v.par_chunks_mut(chunk))
+                .for_each(|(((p, g), mm), vv)| step(p, g, mm, vv)),
+        }
+    }
+}

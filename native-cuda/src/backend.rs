@@ -1,0 +1,820 @@
+//! `impl Backend for Engine<E>`: each primitive as GEMMs and kernel launches on an [`Executor`] (the
+//! CUDA device: cuBLAS and NVRTC-built kernels on one stream), with the bounds of every buffer checked
+//! on the host first, so that a caller's shape bug panics here instead of corrupting device memory.
+
+use std::future::Future;
+
+use stde_core::backend::{
+    AdamStep, Backend, BackendError, Gemm, Nonlinearity, ProbeKind, Probes, ResidualParams,
+    Sampling, SolutionKind,
+};
+use stde_core::batch::JetShape;
+use stde_core::mlp::Activation;
+use stde_core::rng::streams;
+
+use crate::exec::{
+    check_args, grid_for, Arg, ColMajorGemm, DeviceBuffer, Engine, Executor, Grid, Op, MAX_GRID_Y,
+};
+use crate::kernels::{Kernel, MAX_ORDER};
+
+/// Panics unless `offset + len ≤ buf_len`.
+#[track_caller]
+fn check_range(what: &str, buf_len: usize, offset: usize, len: usize) {
+    assert!(
+        offset.checked_add(len).is_some_and(|end| end <= buf_len),
+        "{what}: elements {offset}..{offset}+{len} exceed the buffer of {buf_len}"
+    );
+}
+
+/// Panics unless `value` fits the kernels' 32-bit size parameters.
+#[track_caller]
+fn u32_of(what: &str, value: usize) -> u32 {
+    u32::try_from(value)
+        .unwrap_or_else(|_| panic!("{what} = {value} exceeds the CUDA kernels' 32-bit range"))
+}
+
+/// Panics unless the jet order has compiled kernels.
+#[track_caller]
+fn check_order(shape: JetShape) {
+    assert!(
+        shape.order <= MAX_ORDER,
+        "the CUDA backend's jet kernels support orders up to {MAX_ORDER}, got {}",
+        shape.order
+    );
+    assert!(
+        shape.order >= 1 || !shape.collapsed,
+        "a collapsed batch needs jet order at least 1"
+    );
+}
+
+fn nonlinearity_code(n: Nonlinearity) -> u32 {
+    match n {
+        Nonlinearity::Zero => 0,
+        Nonlinearity::AllenCahn => 1,
+        Nonlinearity::SineGordon => 2,
+    }
+}
+
+/// `(block index of slot 1 for direction 0, whether all directions share it)`: in a collapsed 1-jet
+/// slot 1 is the summed top, one block for every direction.
+fn slot1_shared(shape: JetShape) -> bool {
+    shape.collapsed && shape.order == 1
+}
+
+impl<E: Executor> Engine<E> {
+    /// Checks `args` against the kernel's parameters, then launches it.
+    #[track_caller]
+    fn launch(&self, kernel: Kernel, order: Option<usize>, grid: Grid, args: &[Arg]) {
+        check_args(kernel, args);
+        self.exec.launch(kernel, order, grid, args);
+    }
+
+    /// The device address of element `offset` of a buffer.
+    fn ptr(&self, buf: &impl DeviceBuffer, offset: usize) -> u64 {
+        buf.addr(offset)
+    }
+
+    fn scratch(&self, len: usize) -> Option<u64> {
+        self.exec.scratch(len)
+    }
+
+    fn failed(&self) -> bool {
+        self.exec.failed()
+    }
+
+    /// `C = alpha·op(A)·op(B) + beta·C` on row-major matrices at device addresses `a`, `b`, `c`
+    /// (offsets applied) with the column-major `sgemm`: the row-major `C` is the column-major `Cᵀ`,
+    /// and `Cᵀ = op(B)ᵀ·op(A)ᵀ`, so the operands swap, each keeps its transpose flag, and no data moves.
+    fn sgemm(&self, g: Gemm, a: u64, b: u64, c: u64) {
+        if self.failed() || g.m == 0 || g.n == 0 {
+            return;
+        }
+        // Column-major views: row-major A (m × k) is Aᵀ (k × m, leading dimension k); stored
+        // transposed (k × m) it is m × k with leading dimension m. Likewise for B.
+        let (op_a, lda) = if g.trans_a {
+            (Op::T, g.m)
+        } else {
+            (Op::N, g.k)
+        };
+        let (op_b, ldb) = if g.trans_b {
+            (Op::T, g.k)
+        } else {
+            (Op::N, g.n)
+        };
+        self.exec.sgemm_col_major(ColMajorGemm {
+            op_a: op_b,
+            op_b: op_a,
+            m: g.n,
+            n: g.m,
+            k: g.k,
+            alpha: g.alpha,
+            a: b,
+            lda: ldb.max(1),
+            b: a,
+            ldb: lda.max(1),
+            beta: g.beta,
+            c,
+            ldc: g.n,
+        });
+    }
+
+    /// The probe tangents through `W1` (`V × width`, in scratch): a gather of columns for one-hot
+    /// probes, a cuBLAS product for dense ones. `None` if scratch memory ran out (recorded).
+    #[track_caller]
+    fn input_tangents(
+        &self,
+        shape: JetShape,
+        dim: usize,
+        probes: &Probes<'_, Self>,
+        params: &E::F32Buf,
+        weight_offset: usize,
+    ) -> Option<u64> {
+        let (v, w) = (shape.n_dirs, shape.width);
+        let t = self.scratch(v * w)?;
+        let w1 = self.ptr(params, weight_offset);
+        match probes.kind {
+            ProbeKind::OneHot => {
+                check_range("probe indices", probes.indices.len(), 0, v);
+                self.launch(
+                    Kernel::InputGather,
+                    None,
+                    (grid_for((v * w) as u64), 1),
+                    &[
+                        Arg::F32In(w1),
+                        Arg::U32In(self.ptr(probes.indices, 0)),
+                        Arg::F32Out(t),
+                        Arg::U32(u32_of("directions", v)),
+                        Arg::U32(u32_of("width", w)),
+                        Arg::U64(dim as u64),
+                    ],
+                );
+            }
+            ProbeKind::Dense => {
+                check_range("dense probes", probes.dense.len(), 0, v * dim);
+                let g = Gemm {
+                    m: v,
+                    n: w,
+                    k: dim,
+                    trans_a: false,
+                    trans_b: true,
+                    alpha: 1.0,
+                    beta: 0.0,
+                    a_offset: 0,
+                    b_offset: 0,
+                    c_offset: 0,
+                };
+                self.sgemm(g, self.ptr(probes.dense, 0), w1, t);
+            }
+        }
+        Some(t)
+    }
+
+    /// `dst (+)= column sums of n_src_blocks matrices rows × width` (see `column_sums` in `bias.cu`).
+    fn column_sums(
+        &self,
+        src: u64,
+        dst: u64,
+        rows: usize,
+        width: usize,
+        src_block_stride: usize,
+        n_src_blocks: usize,
+        dst_stride: usize,
+        accumulate: bool,
+    ) {
+        if rows == 0 || width == 0 || n_src_blocks == 0 {
+            return;
+        }
+        self.launch(
+            Kernel::ColumnSums,
+            None,
+            (
+                u32_of("width", width.div_ceil(32)),
+                u32_of("blocks", n_src_blocks.min(MAX_GRID_Y as usize)),
+            ),
+            &[
+                Arg::F32In(src),
+                Arg::F32Out(dst),
+                Arg::U32(u32_of("rows", rows)),
+                Arg::U32(u32_of("width", width)),
+                Arg::U64(src_block_stride as u64),
+                Arg::U32(u32_of("blocks", n_src_blocks)),
+                Arg::U32(u32_of("stride", dst_stride)),
+                Arg::U32(u32::from(accumulate)),
+            ],
+        );
+    }
+
+    /// `dst[r] = ‖row r‖²` of a row-major `rows × cols` matrix.
+    fn row_sq_norms(&self, src: u64, dst: u64, rows: usize, cols: usize) {
+        if rows == 0 {
+            return;
+        }
+        self.launch(
+            Kernel::RowSqNorms,
+            None,
+            (u32_of("rows", rows.min(MAX_GRID_Y as usize)), 1),
+            &[
+                Arg::F32In(src),
+                Arg::F32Out(dst),
+                Arg::U32(u32_of("rows", rows)),
+                Arg::U64(cols as u64),
+            ],
+        );
+    }
+}
+
+impl<E: Executor> Backend for Engine<E> {
+    type Buf = E::F32Buf;
+    type Idx = E::U32Buf;
+
+    fn describe(&self) -> String {
+        self.exec.describe()
+    }
+
+    fn alloc(&self, len: usize, what: &'static str) -> Result<Self::Buf, BackendError> {
+        self.exec.alloc_f32(len, what)
+    }
+
+    fn alloc_idx(&self, len: usize, what: &'static str) -> Result<Self::Idx, BackendError> {
+        self.exec.alloc_u32(len, what)
+    }
+
+    fn upload(&self, dst: &mut Self::Buf, offset: usize, src: &[f32]) {
+        check_range("upload", dst.len(), offset, src.len());
+        self.exec.upload_f32(dst, offset, src);
+    }
+
+    fn upload_idx(&self, dst: &mut Self::Idx, src: &[u32]) {
+        check_range("index upload", dst.len(), 0, src.len());
+        self.exec.upload_u32(dst, src);
+    }
+
+    fn download(
+        &self,
+        src: &Self::Buf,
+        offset: usize,
+        len: usize,
+    ) -> impl Future<Output = Result<Vec<f32>, BackendError>> {
+        check_range("download", src.len(), offset, len);
+        // The copy waits for the work enqueued so far, so the result is ready when it returns.
+        std::future::ready(self.exec.download(src, offset, len))
+    }
+
+    fn gemm(&self, g: Gemm, a: &Self::Buf, b: &Self::Buf, c: &mut Self::Buf) {
+        check_range("gemm A", a.len(), g.a_offset, g.m * g.k);
+        check_range("gemm B", b.len(), g.b_offset, g.k * g.n);
+        check_range("gemm C", c.len(), g.c_offset, g.m * g.n);
+        self.sgemm(
+            g,
+            self.ptr(a, g.a_offset),
+            self.ptr(b, g.b_offset),
+            self.ptr(c, g.c_offset),
+        );
+    }
+
+    fn add_bias(&self, shape: JetShape, params: &Self::Buf, bias_offset: usize, z: &mut Self::Buf) {
+        let (n, w) = (shape.n_points, shape.width);
+        check_range("bias", params.len(), bias_offset, w);
+        check_range("add_bias z", z.len(), 0, n * w);
+        if n * w == 0 {
+            return;
+        }
+        self.launch(
+            Kernel::AddBias,
+            None,
+            (grid_for((n * w) as u64), 1),
+            &[
+                Arg::F32Out(self.ptr(z, 0)),
+                Arg::F32In(self.ptr(params, bias_offset)),
+                Arg::U32(u32_of("points", n)),
+                Arg::U32(u32_of("width", w)),
+            ],
+        );
+    }
+
+    fn bias_grad(
+        &self,
+        shape: JetShape,
+        z_bar: &Self::Buf,
+        grad: &mut Self::Buf,
+        bias_offset: usize,
+    ) {
+        let (n, w) = (shape.n_points, shape.width);
+        check_range("bias_grad z_bar", z_bar.len(), 0, n * w);
+        check_range("bias_grad grad", grad.len(), bias_offset, w);
+        self.column_sums(
+            self.ptr(z_bar, 0),
+            self.ptr(grad, bias_offset),
+            n,
+            w,
+            0,
+            1,
+            0,
+            true,
+        );
+    }
+
+    fn jet_activation_forward(
+        &self,
+        act: Activation,
+        shape: JetShape,
+        z: &Self::Buf,
+        h: &mut Self::Buf,
+    ) {
+        check_order(shape);
+        check_range("activation input", z.len(), 0, shape.len());
+        check_range("activation output", h.len(), 0, shape.len());
+        let elems = shape.n_points * shape.width;
+        if elems == 0 {
+            return;
+        }
+        let kernel = match act {
+            Activation::Tanh => Kernel::JetTanhForward,
+            Activation::Sin => Kernel::JetSinForward,
+        };
+        self.launch(
+            kernel,
+            Some(shape.order),
+            (grid_for(elems as u64), 1),
+            &[
+                Arg::F32In(self.ptr(z, 0)),
+                Arg::F32Out(self.ptr(h, 0)),
+                Arg::U32(u32_of("points", shape.n_points)),
+                Arg::U32(u32_of("width", shape.width)),
+                Arg::U32(u32_of("directions", shape.n_dirs)),
+                Arg::U32(u32::from(shape.collapsed)),
+            ],
+        );
+    }
+
+    fn jet_activation_backward(
+        &self,
+        act: Activation,
+        shape: JetShape,
+        z: &Self::Buf,
+        h_bar: &Self::Buf,
+        z_bar: &mut Self::Buf,
+    ) {
+        check_order(shape);
+        check_range("activation input", z.len(), 0, shape.len());
+        check_range("activation cotangent", h_bar.len(), 0, shape.len());
+        check_range("activation input cotangent", z_bar.len(), 0, shape.len());
+        let elems = shape.n_points * shape.width;
+        if elems == 0 {
+            return;
+        }
+        let kernel = match act {
+            Activation::Tanh => Kernel::JetTanhBackward,
+            Activation::Sin => Kernel::JetSinBackward,
+        };
+        self.launch(
+            kernel,
+            Some(shape.order),
+            (grid_for(elems as u64), 1),
+            &[
+                Arg::F32In(self.ptr(z, 0)),
+                Arg::F32In(self.ptr(h_bar, 0)),
+                Arg::F32Out(self.ptr(z_bar, 0)),
+                Arg::U32(u32_of("points", shape.n_points)),
+                Arg::U32(u32_of("width", shape.width)),
+                Arg::U32(u32_of("directions", shape.n_dirs)),
+                Arg::U32(u32::from(shape.collapsed)),
+            ],
+        );
+    }
+
+    fn input_layer_forward(
+        &self,
+        shape: JetShape,
+        dim: usize,
+        points: &Self::Buf,
+        probes: &Probes<'_, Self>,
+        params: &Self::Buf,
+        weight_offset: usize,
+        z: &mut Self::Buf,
+    ) {
+        check_order(shape);
+        let (n, w) = (shape.n_points, shape.width);
+        check_range("input layer points", points.len(), 0, n * dim);
+        check_range(
+            "input layer parameters",
+            params.len(),
+            weight_offset,
+            w * (dim + 1),
+        );
+        check_range("input layer output", z.len(), 0, shape.len());
+        if n * w == 0 {
+            return;
+        }
+        // Primal rows: x·W1ᵀ (the bias is added by the fill below).
+        self.sgemm(
+            Gemm {
+                m: n,
+                n: w,
+                k: dim,
+                trans_a: false,
+                trans_b: true,
+                alpha: 1.0,
+                beta: 0.0,
+                a_offset: 0,
+                b_offset: 0,
+                c_offset: 0,
+            },
+            self.ptr(points, 0),
+            self.ptr(params, weight_offset),
+            self.ptr(z, 0),
+        );
+        let tangents = if shape.order >= 1 {
+            match self.input_tangents(shape, dim, probes, params, weight_offset) {
+                Some(t) => t,
+                None => return,
+            }
+        } else {
+            // Order 0 has no tangent block; the fill never reads `t`.
+            self.ptr(params, weight_offset)
+        };
+        let n_blocks = shape.n_blocks();
+        self.launch(
+            Kernel::InputFill,
+            None,
+            (
+                grid_for((n * w) as u64),
+                u32_of("blocks", n_blocks.min(MAX_GRID_Y as usize)),
+            ),
+            &[
+                Arg::F32Out(self.ptr(z, 0)),
+                Arg::F32In(self.ptr(params, weight_offset + w * dim)),
+                Arg::F32In(tangents),
+                Arg::U32(u32_of("points", n)),
+                Arg::U32(u32_of("width", w)),
+                Arg::U32(u32_of("blocks", n_blocks)),
+                Arg::U32(u32_of("directions", shape.n_dirs)),
+                Arg::U32(u32::from(slot1_shared(shape))),
+            ],
+        );
+    }
+
+    fn input_layer_backward(
+        &self,
+        shape: JetShape,
+        dim: usize,
+        points: &Self::Buf,
+        probes: &Probes<'_, Self>,
+        z_bar: &Self::Buf,
+        grad: &mut Self::Buf,
+        weight_offset: usize,
+    ) {
+        check_order(shape);
+        let (n, w, v) = (shape.n_points, shape.width, shape.n_dirs);
+        check_range("input layer points", points.len(), 0, n * dim);
+        check_range("input layer cotangent", z_bar.len(), 0, shape.len());
+        check_range(
+            "input layer gradient",
+            grad.len(),
+            weight_offset,
+            w * (dim + 1),
+        );
+        if n * w == 0 {
+            return;
+        }
+        let w1_grad = self.ptr(grad, weight_offset);
+        // Primal rows: ∂W1 += z̄_0ᵀ·x (a W × d product with N inner terms).
+        self.sgemm(
+            Gemm {
+                m: w,
+                n: dim,
+                k: n,
+                trans_a: true,
+                trans_b: false,
+                alpha: 1.0,
+                beta: 1.0,
+                a_offset: 0,
+                b_offset: 0,
+                c_offset: 0,
+            },
+            self.ptr(z_bar, 0),
+            self.ptr(points, 0),
+            w1_grad,
+        );
+        self.column_sums(
+            self.ptr(z_bar, 0),
+            self.ptr(grad, weight_offset + w * dim),
+            n,
+            w,
+            0,
+            1,
+            0,
+            true,
+        );
+        if shape.order == 0 {
+            return;
+        }
+        // Slot-1 rows: g[s] = Σ_n z̄[slot 1 of s, n] (V × W), then ∂W1 += gᵀ·v_s per direction.
+        let Some(g) = self.scratch(v * w) else {
+            return;
+        };
+        self.column_sums(
+            self.ptr(z_bar, n * w),
+            g,
+            n,
+            w,
+            if slot1_shared(shape) { 0 } else { n * w },
+            v,
+            w,
+            false,
+        );
+        match probes.kind {
+            ProbeKind::OneHot => {
+                check_range("probe indices", probes.indices.len(), 0, v);
+                self.launch(
+                    Kernel::InputScatter,
+                    None,
+                    (grid_for((v * w) as u64), 1),
+                    &[
+                        Arg::F32In(g),
+                        Arg::U32In(self.ptr(probes.indices, 0)),
+                        Arg::F32Out(w1_grad),
+                        Arg::U32(u32_of("directions", v)),
+                        Arg::U32(u32_of("width", w)),
+                        Arg::U64(dim as u64),
+                    ],
+                );
+            }
+            ProbeKind::Dense => {
+                check_range("dense probes", probes.dense.len(), 0, v * dim);
+                self.sgemm(
+                    Gemm {
+                        m: w,
+                        n: dim,
+                        k: v,
+                        trans_a: true,
+                        trans_b: false,
+                        alpha: 1.0,
+                        beta: 1.0,
+                        a_offset: 0,
+                        b_offset: 0,
+                        c_offset: 0,
+                    },
+                    g,
+                    self.ptr(probes.dense, 0),
+                    w1_grad,
+                );
+            }
+        }
+    }
+
+    fn pinn_residual(
+        &self,
+        p: ResidualParams,
+        m: &Self::Buf,
+        points: &Self::Buf,
+        probes: &Probes<'_, Self>,
+        forcing: &Self::Buf,
+        loss_terms: &mut Self::Buf,
+        m_bar: &mut Self::Buf,
+    ) {
+        let shape = p.shape;
+        check_order(shape);
+        assert_eq!(
+            shape.width, 1,
+            "the residual reads a network output of width 1"
+        );
+        let (n, v, dim) = (shape.n_points, shape.n_dirs, p.dim);
+        check_range("residual output", m.len(), 0, shape.len());
+        check_range("residual points", points.len(), 0, n * dim);
+        check_range("residual forcing", forcing.len(), 0, n);
+        check_range("residual loss terms", loss_terms.len(), 0, n);
+        check_range("residual cotangent", m_bar.len(), 0, shape.len());
+        let dense = probes.kind == ProbeKind::Dense;
+        match probes.kind {
+            ProbeKind::OneHot => check_range("probe indices", probes.indices.len(), 0, v),
+            ProbeKind::Dense => check_range("dense probes", probes.dense.len(), 0, v * dim),
+        }
+        if n == 0 {
+            return;
+        }
+        // Scratch: ‖x_n‖² (N), then x_n·v_s (N × V) and ‖v_s‖² (V) for dense probes.
+        let need = if p.hard_ball_boundary {
+            n + if dense { n * v + v } else { 0 }
+        } else {
+            0
+        };
+        let scratch = if need > 0 {
+            let Some(s) = self.scratch(need) else {
+                return;
+            };
+            s
+        } else {
+            0
+        };
+        // Null for what the kernel does not read (no boundary factor, or one-hot probes).
+        let (sq_x, dots, sq_v) = match (p.hard_ball_boundary, dense) {
+            (false, _) => (0, 0, 0),
+            (true, false) => (scratch, 0, 0),
+            (true, true) => (
+                scratch,
+                scratch + 4 * n as u64,
+                scratch + 4 * (n + n * v) as u64,
+            ),
+        };
+        let x = self.ptr(points, 0);
+        if p.hard_ball_boundary {
+            self.row_sq_norms(x, sq_x, n, dim);
+            if dense {
+                let vs = self.ptr(probes.dense, 0);
+                self.sgemm(
+                    Gemm {
+                        m: n,
+                        n: v,
+                        k: dim,
+                        trans_a: false,
+                        trans_b: true,
+                        alpha: 1.0,
+                        beta: 0.0,
+                        a_offset: 0,
+                        b_offset: 0,
+                        c_offset: 0,
+                    },
+                    x,
+                    vs,
+                    dots,
+                );
+                self.row_sq_norms(vs, sq_v, v, dim);
+            }
+        }
+        let weight = f64::from(p.top_weight) * stde_core::series::factorial(shape.order);
+        self.launch(
+            Kernel::PinnResidual,
+            None,
+            (grid_for(n as u64), 1),
+            &[
+                Arg::F32In(self.ptr(m, 0)),
+                Arg::F32In(x),
+                Arg::U32In(self.ptr(probes.indices, 0)),
+                Arg::F32In(sq_x),
+                Arg::F32In(dots),
+                Arg::F32In(sq_v),
+                Arg::F32In(self.ptr(forcing, 0)),
+                Arg::F32Out(self.ptr(loss_terms, 0)),
+                Arg::F32Out(self.ptr(m_bar, 0)),
+                Arg::U32(u32_of("points", n)),
+                Arg::U32(u32_of("dimension", dim)),
+                Arg::U32(u32_of("order", shape.order)),
+                Arg::U32(u32_of("directions", v)),
+                Arg::U32(u32::from(shape.collapsed)),
+                Arg::U32(u32::from(p.hard_ball_boundary)),
+                Arg::U32(u32::from(dense)),
+                Arg::U32(nonlinearity_code(p.nonlinearity)),
+                Arg::F32(weight as f32),
+                Arg::F32((1.0 / n as f64) as f32),
+            ],
+        );
+    }
+
+    fn forcing(
+        &self,
+        solution: SolutionKind,
+        nonlinearity: Nonlinearity,
+        n: usize,
+        dim: usize,
+        coeffs: &Self::Buf,
+        points: &Self::Buf,
+        g: &mut Self::Buf,
+        exact: &mut Self::Buf,
+    ) {
+        let (solution_code, min_dim) = match solution {
+            SolutionKind::TwoBody => (0u32, 2usize),
+            SolutionKind::ThreeBody => (1, 3),
+        };
+        check_range(
+            "forcing coefficients",
+            coeffs.len(),
+            0,
+            (dim + 1).saturating_sub(min_dim),
+        );
+        check_range("forcing points", points.len(), 0, n * dim);
+        check_range("forcing values", g.len(), 0, n);
+        check_range("exact values", exact.len(), 0, n);
+        if n == 0 {
+            return;
+        }
+        self.launch(
+            Kernel::Forcing,
+            None,
+            (u32_of("points", n.min(MAX_GRID_Y as usize)), 1),
+            &[
+                Arg::F32In(self.ptr(coeffs, 0)),
+                Arg::F32In(self.ptr(points, 0)),
+                Arg::F32Out(self.ptr(g, 0)),
+                Arg::F32Out(self.ptr(exact, 0)),
+                Arg::U32(u32_of("points", n)),
+                Arg::U32(u32_of("dimension", dim)),
+                Arg::U32(solution_code),
+                Arg::U32(nonlinearity_code(nonlinearity)),
+            ],
+        );
+    }
+
+    fn sample(&self, what: Sampling, seed: u64, step: u32, out: &mut Self::Buf) {
+        let (key0, key1) = (seed as u32, (seed >> 32) as u32);
+        let out_ptr = self.ptr(out, 0);
+        match what {
+            Sampling::BallPoints {
+                first,
+                n,
+                d,
+                stream,
+            } => {
+                check_range("ball points", out.len(), 0, n * d);
+                assert!(
+                    ((first + n) as u64) < u64::from(u32::MAX),
+                    "ball points: point index {} does not fit the counter's sub word",
+                    first + n
+                );
+                if n == 0 || d == 0 {
+                    return;
+                }
+                self.launch(
+                    Kernel::SampleBall,
+                    None,
+                    (u32_of("points", n.min(MAX_GRID_Y as usize)), 1),
+                    &[
+                        Arg::F32Out(out_ptr),
+                        Arg::U32(u32_of("points", n)),
+                        Arg::U32(u32_of("dimension", d)),
+                        Arg::U32(u32_of("first point", first)),
+                        Arg::U32(key0),
+                        Arg::U32(key1),
+                        Arg::U32(stream),
+                        Arg::U32(step),
+                    ],
+                );
+            }
+            Sampling::Rademacher { count } | Sampling::Gaussian { count } => {
+                check_range("flat sample", out.len(), 0, count);
+                let blocks = count.div_ceil(4) as u64;
+                assert!(
+                    blocks <= 1 << 32,
+                    "a flat fill of {count} values needs more than 2^32 generator blocks"
+                );
+                if count == 0 {
+                    return;
+                }
+                let kind = u32::from(matches!(what, Sampling::Gaussian { .. }));
+                self.launch(
+                    Kernel::SampleFlat,
+                    None,
+                    (grid_for(blocks), 1),
+                    &[
+                        Arg::F32Out(out_ptr),
+                        Arg::U64(count as u64),
+                        Arg::U32(key0),
+                        Arg::U32(key1),
+                        Arg::U32(streams::DENSE_TANGENTS),
+                        Arg::U32(step),
+                        Arg::U32(kind),
+                    ],
+                );
+            }
+        }
+    }
+
+    fn adam(
+        &self,
+        s: AdamStep,
+        params: &mut Self::Buf,
+        grad: &mut Self::Buf,
+        m: &mut Self::Buf,
+        v: &mut Self::Buf,
+    ) {
+        let len = params.len();
+        check_range("Adam gradient", grad.len(), 0, len);
+        check_range("Adam first moment", m.len(), 0, len);
+        check_range("Adam second moment", v.len(), 0, len);
+        if len == 0 {
+            return;
+        }
+        let (b1, b2) = (f64::from(s.beta1), f64::from(s.beta2));
+        let t = s.t as i32;
+        self.launch(
+            Kernel::Adam,
+            None,
+            (grid_for(len as u64), 1),
+            &[
+                Arg::F32Out(self.ptr(params, 0)),
+                Arg::F32Out(self.ptr(grad, 0)),
+                Arg::F32Out(self.ptr(m, 0)),
+                Arg::F32Out(self.ptr(v, 0)),
+                Arg::U64(len as u64),
+                Arg::F32(s.lr),
+                Arg::F32(s.beta1),
+                Arg::F32(s.beta2),
+                Arg::F32((1.0 - b1) as f32),
+                Arg::F32((1.0 - b2) as f32),
+                Arg::F32((1.0 - b1.powi(t)) as f32),
+                Arg::F32((1.0 - b2.powi(t)) as f32),
+                Arg::F32(s.eps),
+            ],
+        );
+    }
+}

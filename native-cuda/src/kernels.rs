@@ -1,0 +1,646 @@
+//! The CUDA C kernels: the typed [`Kernel`] enum, the kernel files ([`Source`]) they live in, each
+//! entry point's argument list, the generated prelude that fixes the jet order, and NVRTC compilation.
+//!
+//! A program handed to NVRTC is a generated prelude (a comment naming it and, for order-specialised
+//! files, `#define STDE_K 4`), then the shared headers (`common.cuh`, and `philox.cuh` where needed),
+//! then the kernel file, each introduced by a `#line 1 "<file>"` directive so that NVRTC's messages
+//! point at the real file and line. Nothing is spliced into the middle of a file.
+//!
+//! Compilation needs only the NVRTC library, not a GPU, so `tests/nvrtc_compile.rs` compiles every
+//! file for every order it is specialised for, for `sm_80` and `sm_90`, in CI.
+
+use std::ffi::{c_char, CString};
+
+use cudarc::nvrtc::{result as nvrtc, sys as nvrtc_sys};
+
+/// Highest jet order the jet kernels are built for (their series live in registers, `K + 1` each).
+pub const MAX_ORDER: usize = 16;
+
+/// The architectures the NVRTC check compiles for: A100 (`sm_80`) and H100/H200 (`sm_90`).
+pub const CHECKED_ARCHS: [Arch; 2] = [Arch { major: 8, minor: 0 }, Arch { major: 9, minor: 0 }];
+
+/// A header prepended to kernel files: its file name and text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// File name under `native-cuda/kernels/`.
+    pub file_name: &'static str,
+    /// Contents.
+    pub text: &'static str,
+}
+
+/// Integer types, launch helpers, block reductions, the PDE nonlinearities.
+pub const COMMON: Header = Header {
+    file_name: "common.cuh",
+    text: include_str!("../kernels/common.cuh"),
+};
+
+/// Philox4x32-10 and the uniform, Rademacher and normal conversions.
+pub const PHILOX: Header = Header {
+    file_name: "philox.cuh",
+    text: include_str!("../kernels/philox.cuh"),
+};
+
+/// Every header, for tests that check each file under `kernels/` is used.
+pub const HEADERS: [Header; 2] = [COMMON, PHILOX];
+
+/// A kernel file: the unit NVRTC compiles (once per jet order for [`Source::JetActivation`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// `bias.cu`: bias addition and column sums.
+    Bias,
+    /// `input_layer.cu`: the sparse first layer's gather, fill and scatter-add.
+    InputLayer,
+    /// `jet_activation.cu`: fused jet rules of tanh and sin, forward and adjoint.
+    JetActivation,
+    /// `residual.cu`: the PINN residual and row norms.
+    Residual,
+    /// `forcing.cu`: the closed-form forcing and exact values.
+    Forcing,
+    /// `sample.cu`: counter-based sampling.
+    Sample,
+    /// `adam.cu`: the fused Adam update.
+    Adam,
+}
+
+impl Source {
+    /// Every kernel file.
+    pub const ALL: [Source; 7] = [
+        Source::Bias,
+        Source::InputLayer,
+        Source::JetActivation,
+        Source::Residual,
+        Source::Forcing,
+        Source::Sample,
+        Source::Adam,
+    ];
+
+    /// The file name under `native-cuda/kernels/`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Source::Bias => "bias.cu",
+            Source::InputLayer => "input_layer.cu",
+            Source::JetActivation => "jet_activation.cu",
+            Source::Residual => "residual.cu",
+            Source::Forcing => "forcing.cu",
+            Source::Sample => "sample.cu",
+            Source::Adam => "adam.cu",
+        }
+    }
+
+    /// The file's text.
+    pub fn text(self) -> &'static str {
+        match self {
+            Source::Bias => include_str!("../kernels/bias.cu"),
+            Source::InputLayer => include_str!("../kernels/input_layer.cu"),
+            Source::JetActivation => include_str!("../kernels/jet_activation.cu"),
+            Source::Residual => include_str!("../kernels/residual.cu"),
+            Source::Forcing => include_str!("../kernels/forcing.cu"),
+            Source::Sample => include_str!("../kernels/sample.cu"),
+            Source::Adam => include_str!("../kernels/adam.cu"),
+        }
+    }
+
+    /// The headers prepended before the file, in order.
+    pub fn headers(self) -> &'static [Header] {
+        match self {
+            Source::Sample => &[COMMON, PHILOX],
+            _ => &[COMMON],
+        }
+    }
+
+    /// Whether the file is specialised by the jet order (`STDE_K`): then one module per order.
+    pub fn depends_on_order(self) -> bool {
+        self == Source::JetActivation
+    }
+
+    /// The orders a module of this file is built for: `Some(0..=MAX_ORDER)` for order-specialised
+    /// files, `None` alone otherwise.
+    pub fn orders(self) -> Vec<Option<usize>> {
+        if self.depends_on_order() {
+            (0..=MAX_ORDER).map(Some).collect()
+        } else {
+            vec![None]
+        }
+    }
+
+    /// The kernels whose entry points live in this file.
+    pub fn kernels(self) -> impl Iterator<Item = Kernel> {
+        Kernel::ALL.into_iter().filter(move |k| k.source() == self)
+    }
+}
+
+/// The type of one kernel parameter, as written in the `.cu` file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ParamType {
+    /// `const float* __restrict__`: read.
+    F32In,
+    /// `float* __restrict__`: written (or read and written).
+    F32Out,
+    /// `const u32* __restrict__`: read.
+    U32In,
+    /// `u32` (unsigned int) by value.
+    U32,
+    /// `u64` (unsigned long long) by value.
+    U64,
+    /// `float` by value.
+    F32,
+}
+
+/// One kernel parameter: its name in the `.cu` file and its type.
+pub type Param = (&'static str, ParamType);
+
+/// Every compute kernel (entry point) of the backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kernel {
+    /// Bias added to the primal rows.
+    AddBias,
+    /// Column sums (bias gradient, per-direction tangent cotangents).
+    ColumnSums,
+    /// One-hot tangents of the first layer: a gather of columns of `W1`.
+    InputGather,
+    /// The first layer's non-primal blocks (and bias) from the per-direction tangents.
+    InputFill,
+    /// One-hot adjoint of the first layer: scatter-add into columns of `∂W1`.
+    InputScatter,
+    /// Jet rule of tanh.
+    JetTanhForward,
+    /// Adjoint of the jet rule of tanh.
+    JetTanhBackward,
+    /// Jet rule of sin.
+    JetSinForward,
+    /// Adjoint of the jet rule of sin.
+    JetSinBackward,
+    /// Squared norms of rows.
+    RowSqNorms,
+    /// PINN residual, loss terms and output cotangent.
+    PinnResidual,
+    /// Closed-form forcing and exact values.
+    Forcing,
+    /// Flat Rademacher or Gaussian fills.
+    SampleFlat,
+    /// Unit-ball points.
+    SampleBall,
+    /// Fused Adam update.
+    Adam,
+}
+
+use ParamType::{F32In, F32Out, U32In, F32, U32, U64};
+
+impl Kernel {
+    /// All kernels.
+    pub const ALL: [Kernel; 15] = [
+        Kernel::AddBias,
+        Kernel::ColumnSums,
+        Kernel::InputGather,
+        Kernel::InputFill,
+        Kernel::InputScatter,
+        Kernel::JetTanhForward,
+        Kernel::JetTanhBackward,
+        Kernel::JetSinForward,
+        Kernel::JetSinBackward,
+        Kernel::RowSqNorms,
+        Kernel::PinnResidual,
+        Kernel::Forcing,
+        Kernel::SampleFlat,
+        Kernel::SampleBall,
+        Kernel::Adam,
+    ];
+
+    /// The `extern "C"` entry point's name.
+    pub fn entry(self) -> &'static str {
+        match self {
+            Kernel::AddBias => "add_bias",
+            Kernel::ColumnSums => "column_sums",
+            Kernel::InputGather => "input_gather",
+            Kernel::InputFill => "input_fill",
+            Kernel::InputScatter => "input_scatter",
+            Kernel::JetTanhForward => "jet_tanh_forward",
+            Kernel::JetTanhBackward => "jet_tanh_backward",
+            Kernel::JetSinForward => "jet_sin_forward",
+            Kernel::JetSinBackward => "jet_sin_backward",
+            Kernel::RowSqNorms => "row_sq_norms",
+            Kernel::PinnResidual => "pinn_residual",
+            Kernel::Forcing => "forcing",
+            Kernel::SampleFlat => "sample_flat",
+            Kernel::SampleBall => "sample_ball",
+            Kernel::Adam => "adam",
+        }
+    }
+
+    /// The file holding the entry point.
+    pub fn source(self) -> Source {
+        match self {
+            Kernel::AddBias | Kernel::ColumnSums => Source::Bias,
+            Kernel::InputGather | Kernel::InputFill | Kernel::InputScatter => Source::InputLayer,
+            Kernel::JetTanhForward
+            | Kernel::JetTanhBackward
+            | Kernel::JetSinForward
+            | Kernel::JetSinBackward => Source::JetActivation,
+            Kernel::RowSqNorms | Kernel::PinnResidual => Source::Residual,
+            Kernel::Forcing => Source::Forcing,
+            Kernel::SampleFlat | Kernel::SampleBall => Source::Sample,
+            Kernel::Adam => Source::Adam,
+        }
+    }
+
+    /// The parameters in order, exactly as the `.cu` file declares them (checked by a test that reads
+    /// the files). The launcher checks every launch's arguments against this list.
+    pub fn params(self) -> &'static [Param] {
+        match self {
+            Kernel::AddBias => &[
+                ("z", F32Out),
+                ("bias", F32In),
+                ("n_points", U32),
+                ("width", U32),
+            ],
+            Kernel::ColumnSums => &[
+                ("src", F32In),
+                ("dst", F32Out),
+                ("rows", U32),
+                ("width", U32),
+                ("src_block_stride", U64),
+                ("n_src_blocks", U32),
+                ("dst_stride", U32),
+                ("accumulate", U32),
+            ],
+            Kernel::InputGather => &[
+                ("w1", F32In),
+                ("idx", U32In),
+                ("t", F32Out),
+                ("n_dirs", U32),
+                ("width", U32),
+                ("dim", U64),
+            ],
+            Kernel::InputFill => &[
+                ("z", F32Out),
+                ("bias", F32In),
+                ("t", F32In),
+                ("n_points", U32),
+                ("width", U32),
+                ("n_blocks", U32),
+                ("n_dirs", U32),
+                ("summed_top", U32),
+            ],
+            Kernel::InputScatter => &[
+                ("g", F32In),
+                ("idx", U32In),
+                ("grad_w1", F32Out),
+                ("n_dirs", U32),
+                ("width", U32),
+                ("dim", U64),
+            ],
+            Kernel::JetTanhForward | Kernel::JetSinForward => &[
+                ("z", F32In),
+                ("h", F32Out),
+                ("n_points", U32),
+                ("width", U32),
+                ("n_dirs", U32),
+                ("collapsed", U32),
+            ],
+            Kernel::JetTanhBackward | Kernel::JetSinBackward => &[
+                ("z", F32In),
+                ("h_bar", F32In),
+                ("z_bar", F32Out),
+                ("n_points", U32),
+                ("width", U32),
+                ("n_dirs", U32),
+                ("collapsed", U32),
+            ],
+            Kernel::RowSqNorms => &[
+                ("src", F32In),
+                ("dst", F32Out),
+                ("rows", U32),
+                ("cols", U64),
+            ],
+            Kernel::PinnResidual => &[
+                ("m", F32In),
+                ("points", F32In),
+                ("idx", U32In),
+                ("sq_x", F32In),
+                ("dots", F32In),
+                ("sq_v", F32In),
+                ("forcing", F32In),
+                ("loss_terms", F32Out),
+                ("m_bar", F32Out),
+                ("n_points", U32),
+                ("dim", U32),
+                ("order", U32),
+                ("n_dirs", U32),
+                ("collapsed", U32),
+                ("hard_boundary", U32),
+                ("dense", U32),
+                ("nonlinearity", U32),
+                ("weight", F32),
+                ("inv_n", F32),
+            ],
+            Kernel::Forcing => &[
+                ("coeffs", F32In),
+                ("points", F32In),
+                ("g", F32Out),
+                ("exact", F32Out),
+                ("n_points", U32),
+                ("dim", U32),
+                ("solution", U32),
+                ("nonlinearity", U32),
+            ],
+            Kernel::SampleFlat => &[
+                ("out", F32Out),
+                ("count", U64),
+                ("key0", U32),
+                ("key1", U32),
+                ("stream", U32),
+                ("step", U32),
+                ("kind", U32),
+            ],
+            Kernel::SampleBall => &[
+                ("out", F32Out),
+                ("n_points", U32),
+                ("dim", U32),
+                ("first", U32),
+                ("key0", U32),
+                ("key1", U32),
+                ("stream", U32),
+                ("step", U32),
+            ],
+            Kernel::Adam => &[
+                ("params", F32Out),
+                ("grad", F32Out),
+                ("m", F32Out),
+                ("v", F32Out),
+                ("len", U64),
+                ("lr", F32),
+                ("beta1", F32),
+                ("beta2", F32),
+                ("one_minus_beta1", F32),
+                ("one_minus_beta2", F32),
+                ("c1", F32),
+                ("c2", F32),
+                ("eps", F32),
+            ],
+        }
+    }
+}
+
+/// A GPU architecture (compute capability), e.g. `sm_90` for an H100.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Arch {
+    /// Major version.
+    pub major: u32,
+    /// Minor version.
+    pub minor: u32,
+}
+
+impl Arch {
+    /// NVRTC's name for it: `sm_90`.
+    pub fn sm(self) -> String {
+        format!("sm_{}{}", self.major, self.minor)
+    }
+}
+
+/// Checks that `order` is given exactly for order-specialised files and is at most [`MAX_ORDER`].
+#[track_caller]
+fn check_order(source: Source, order: Option<usize>) {
+    match order {
+        Some(k) => {
+            assert!(
+                source.depends_on_order(),
+                "{} is not specialised by the jet order",
+                source.file_name()
+            );
+            assert!(
+                k <= MAX_ORDER,
+                "the CUDA jet kernels support orders up to {MAX_ORDER}, got {k}"
+            );
+        }
+        None => assert!(
+            !source.depends_on_order(),
+            "{} needs a jet order",
+            source.file_name()
+        ),
+    }
+}
+
+/// The generated prelude of one program: a comment naming it and, for order-specialised files,
+/// `#define STDE_K <order>`.
+///
+/// # Panics
+/// If `order` is given for a file that does not depend on it, is missing for one that does, or is
+/// above [`MAX_ORDER`].
+#[track_caller]
+pub fn prelude(source: Source, order: Option<usize>) -> String {
+    check_order(source, order);
+    let mut out = format!(
+        "// Generated by stde-cuda: the program of {}",
+        source.file_name()
+    );
+    match order {
+        Some(k) => out.push_str(&format!(" for jet order {k}.\n#define STDE_K {k}\n")),
+        None => out.push_str(".\n"),
+    }
+    out
+}
+
+/// The whole program text handed to NVRTC: prelude, headers, then the file, each part after a
+/// `#line 1 "<file>"` directive.
+///
+/// # Panics
+/// As [`prelude`].
+#[track_caller]
+pub fn program_text(source: Source, order: Option<usize>) -> String {
+    let mut text = prelude(source, order);
+    for part in source
+        .headers()
+        .iter()
+        .map(|h| (h.file_name, h.text))
+        .chain(std::iter::once((source.file_name(), source.text())))
+    {
+        text.push_str(&format!("#line 1 \"{}\"\n", part.0));
+        text.push_str(part.1);
+        if !part.1.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// The program's name in NVRTC's messages: `jet_activation.cu[K=4]`.
+pub fn program_name(source: Source, order: Option<usize>) -> String {
+    match order {
+        Some(k) => format!("{}[K={k}]", source.file_name()),
+        None => source.file_name().to_string(),
+    }
+}
+
+/// The NVRTC options for `arch`. No fast math (the samplers must use the accurate `logf`/`sinf`/…, and
+/// the jet rules keep their f32 accuracy); C++17 for `if constexpr`.
+pub fn compile_options(arch: Arch) -> Vec<String> {
+    vec![
+        format!("--gpu-architecture={}", arch.sm()),
+        "--std=c++17".to_string(),
+        "--display-error-number".to_string(),
+    ]
+}
+
+/// What NVRTC produced for one program.
+#[derive(Clone, Debug)]
+pub struct CompiledProgram {
+    /// The PTX (text).
+    pub ptx: String,
+    /// The SASS binary for the real architecture, when NVRTC produced one.
+    pub cubin: Option<Vec<u8>>,
+    /// The compiler's log: empty for a clean compile; warnings otherwise.
+    pub log: String,
+}
+
+impl CompiledProgram {
+    /// Whether the log reports any warning (NVRTC has no `-Werror`, so the check reads the log).
+    pub fn has_warnings(&self) -> bool {
+        self.log.to_ascii_lowercase().contains("warning")
+    }
+}
+
+/// Why NVRTC did not produce a program.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    /// The NVRTC library could not be loaded.
+    #[error(
+        "the NVRTC library (libnvrtc.so.13) was not found on the library path; install the CUDA \
+         toolkit or the `nvidia-cuda-nvrtc` wheel and add its lib directory to LD_LIBRARY_PATH"
+    )]
+    NvrtcNotFound,
+    /// An NVRTC call failed outside compilation proper.
+    #[error("NVRTC failed to {step} for {program}: {code}")]
+    Nvrtc {
+        /// The program.
+        program: String,
+        /// What was being done.
+        step: &'static str,
+        /// NVRTC's result code.
+        code: String,
+    },
+    /// The program did not compile.
+    #[error("{program} does not compile with {options:?}:\n{log}")]
+    Compile {
+        /// The program.
+        program: String,
+        /// The options used.
+        options: Vec<String>,
+        /// The compiler's log.
+        log: String,
+    },
+}
+
+/// Whether the NVRTC library can be loaded (never panics).
+pub fn nvrtc_available() -> bool {
+    // SAFETY: loading a shared library by name runs its initialisers; NVRTC's are benign.
+    std::panic::catch_unwind(|| unsafe { nvrtc_sys::is_culib_present() }).unwrap_or(false)
+}
+
+/// NVRTC's version `(major, minor)`.
+///
+/// # Errors
+/// [`CompileError::NvrtcNotFound`] without the library; [`CompileError::Nvrtc`] if the call fails.
+pub fn nvrtc_version() -> Result<(i32, i32), CompileError> {
+    if !nvrtc_available() {
+        return Err(CompileError::NvrtcNotFound);
+    }
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: both pointers are valid for writes.
+    let status = unsafe { nvrtc_sys::nvrtcVersion(&mut major, &mut minor) };
+    status.result().map_err(|e| CompileError::Nvrtc {
+        program: "-".into(),
+        step: "report its version",
+        code: format!("{e:?}"),
+    })?;
+    Ok((major, minor))
+}
+
+/// Destroys an NVRTC program when dropped, on every path out of [`compile`].
+struct ProgramGuard(nvrtc_sys::nvrtcProgram);
+
+impl Drop for ProgramGuard {
+    fn drop(&mut self) {
+        // SAFETY: the program was created by `create_program` and is destroyed only here. A failure to
+        // free it leaks a little host memory, nothing worse.
+        let _ = unsafe { nvrtc::destroy_program(self.0) };
+    }
+}
+
+/// NVRTC's byte buffers as a string (they end with a NUL).
+fn c_chars_to_string(chars: &[c_char]) -> String {
+    let bytes: Vec<u8> = chars
+        .iter()
+        .map(|&c| c as u8)
+        .take_while(|&b| b != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Compiles one program (`source` at `order`) for `arch` with NVRTC: PTX, the cubin, and the log.
+///
+/// # Errors
+/// [`CompileError`] if NVRTC is missing, fails, or rejects the program (with its log).
+///
+/// # Panics
+/// As [`prelude`].
+#[track_caller]
+pub fn compile(
+    source: Source,
+    order: Option<usize>,
+    arch: Arch,
+) -> Result<CompiledProgram, CompileError> {
+    let text = program_text(source, order);
+    if !nvrtc_available() {
+        return Err(CompileError::NvrtcNotFound);
+    }
+    let program = program_name(source, order);
+    let nvrtc_err = |step: &'static str| {
+        let program = program.clone();
+        move |e: nvrtc::NvrtcError| CompileError::Nvrtc {
+            program,
+            step,
+            code: format!("{e:?}"),
+        }
+    };
+    let src = CString::new(text).expect("kernel sources contain no NUL byte");
+    let name = CString::new(program.clone()).expect("program names contain no NUL byte");
+    let prog = ProgramGuard(
+        nvrtc::create_program(&src, Some(&name)).map_err(nvrtc_err("create the program"))?,
+    );
+    let options = compile_options(arch);
+    // SAFETY: `prog` is a live program; `src` and `name` outlive it (dropped after the guard).
+    let compiled = unsafe { nvrtc::compile_program(prog.0, &options) };
+    // SAFETY: as above.
+    let log = unsafe { nvrtc::get_program_log(prog.0) }
+        .map(|l| c_chars_to_string(&l))
+        .map_err(nvrtc_err("read the program log"))?;
+    if compiled.is_err() {
+        return Err(CompileError::Compile {
+            program,
+            options,
+            log,
+        });
+    }
+    // SAFETY: as above, after a successful compilation.
+    let ptx = unsafe { nvrtc::get_ptx(prog.0) }
+        .map(|p| c_chars_to_string(&p))
+        .map_err(nvrtc_err("read the PTX"))?;
+    let cubin = get_cubin(&prog);
+    drop(prog);
+    drop((src, name));
+    Ok(CompiledProgram { ptx, cubin, log })
+}
+
+/// The cubin of a compiled program, `None` if NVRTC made none (a virtual architecture) or fails.
+fn get_cubin(prog: &ProgramGuard) -> Option<Vec<u8>> {
+    let mut size = 0usize;
+    // SAFETY: `prog` is a live, compiled program; `size` is valid for writes.
+    let status = unsafe { nvrtc_sys::nvrtcGetCUBINSize(prog.0, &mut size) };
+    if status.result().is_err() || size == 0 {
+        return None;
+    }
+    let mut buf = vec![0u8; size];
+    // SAFETY: `buf` holds the `size` bytes NVRTC reported.
+    let status = unsafe { nvrtc_sys::nvrtcGetCUBIN(prog.0, buf.as_mut_ptr().cast::<c_char>()) };
+    status.result().ok().map(|()| buf)
+}

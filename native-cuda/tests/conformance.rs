@@ -1,0 +1,10 @@
+//! The `stde_core::conformance` suite on the CUDA backend, held to `Tolerance::F32`.
+//!
+//! Without a usable CUDA device each test prints one `skipped: no CUDA device (…)` line and returns,
+//! unless `STDE_REQUIRE_GPU=1`, which turns that into a failure (`bench/gpu.sh` sets it).
+
+mod common;
+
+use stde_core::conformance::Tolerance;
+
+stde_core::conformance_tests!(cuda, backend_or_skip!(), Tolerance::F32);

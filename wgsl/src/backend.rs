@@ -1,0 +1,981 @@
+//! `impl Backend for WgpuBackend`: every primitive as a sequence of dispatches, each binding only
+//! windows of at most the storage binding limit (see the crate documentation for the splits).
+
+use std::future::Future;
+
+use stde_core::backend::{
+    AdamStep, Backend, BackendError, Gemm, Nonlinearity, ProbeKind, Probes, ResidualParams,
+    Sampling, SolutionKind,
+};
+use stde_core::batch::JetShape;
+use stde_core::mlp::Activation;
+use stde_core::rng::streams;
+
+use crate::buffer::{RawBuf, WgpuBuf, WgpuIdx};
+use crate::context::{State, Tmp, Window, PARTIAL_SLOT, STRADDLE_SLOTS};
+use crate::kernels::{Kernel, MAX_ORDER};
+use crate::plan::{extent, gemm_blocks, ranges, GEMM_TILE};
+use crate::WgpuBackend;
+
+/// A GEMM block with fewer output tiles than this splits its inner dimension.
+const SPLIT_TARGET: usize = 256;
+/// Fewest inner-dimension terms per split.
+const SPLIT_MIN_K: usize = 256;
+
+/// `u32` of a size or index that the caller's shapes already bound (kernels index with u32).
+#[track_caller]
+fn u(x: usize) -> u32 {
+    u32::try_from(x).expect("a size above u32 reached a kernel")
+}
+
+fn f(x: f32) -> u32 {
+    x.to_bits()
+}
+
+fn nonlinearity_code(n: Nonlinearity) -> u32 {
+    match n {
+        Nonlinearity::Zero => 0,
+        Nonlinearity::AllenCahn => 1,
+        Nonlinearity::SineGordon => 2,
+    }
+}
+
+/// Panics with a caller-facing message unless `need <= have`.
+#[track_caller]
+fn check_len(what: &str, need: usize, have: usize) {
+    assert!(
+        need <= have,
+        "{what}: needs {need} values, the buffer holds {have}"
+    );
+}
+
+impl WgpuBackend {
+    /// Rows of `row_len` values that fit in one window.
+    ///
+    /// # Panics
+    /// If a single row does not fit in a storage binding.
+    #[track_caller]
+    fn rows_per(&self, row_len: usize) -> usize {
+        assert!(
+            row_len <= self.win_elems,
+            "a row of {row_len} values does not fit in one storage binding of {} bytes",
+            self.bind_bytes
+        );
+        (self.win_elems / row_len.max(1)).max(1)
+    }
+
+    /// `C = alpha·op(A)·op(B) + beta·C`, split into blocks whose operands each fit in a window.
+    pub(crate) fn gemm_raw(&self, st: &mut State, g: Gemm, a: &RawBuf, b: &RawBuf, c: &RawBuf) {
+        if g.m == 0 || g.n == 0 {
+            return;
+        }
+        // The thin-tile kernel covers 16 columns per workgroup: keep its grid within the limit.
+        let max_mn = self.max_groups as usize * (GEMM_TILE / 4);
+        let (bm, bn, bk) = gemm_blocks(g.m, g.n, g.k, g.trans_a, g.trans_b, self.win_elems, max_mn);
+        let lda = if g.trans_a { g.m } else { g.k };
+        let ldb = if g.trans_b { g.k } else { g.n };
+        let k_blocks: Vec<(usize, usize)> = if g.k == 0 {
+            vec![(0, 0)]
+        } else {
+            ranges(g.k, bk).collect()
+        };
+        for (i0, i1) in ranges(g.m, bm) {
+            for (j0, j1) in ranges(g.n, bn) {
+                let (mi, nj) = (i1 - i0, j1 - j0);
+                for &(p0, p1) in &k_blocks {
+                    let kp = p1 - p0;
+                    let (a_lo, a_hi) = if g.trans_a {
+                        extent(g.a_offset, lda, p0, i0, kp, mi)
+                    } else {
+                        extent(g.a_offset, lda, i0, p0, mi, kp)
+                    };
+                    let (b_lo, b_hi) = if g.trans_b {
+                        extent(g.b_offset, ldb, j0, p0, nj, kp)
+                    } else {
+                        extent(g.b_offset, ldb, p0, j0, kp, nj)
+                    };
+                    // An empty inner dimension reads nothing; bind the first value.
+                    let (a_lo, a_hi) = if kp == 0 { (0, 1) } else { (a_lo, a_hi) };
+                    let (b_lo, b_hi) = if kp == 0 { (0, 1) } else { (b_lo, b_hi) };
+                    let (c_lo, c_hi) = extent(g.c_offset, g.n, i0, j0, mi, nj);
+                    let wa = self.window(st, a, a_lo, a_hi);
+                    let wb = self.window(st, b, b_lo, b_hi);
+                    let wc = self.window(st, c, c_lo, c_hi);
+                    // Later slices of a cut inner dimension accumulate onto the first one.
+                    let beta = if p0 == 0 { g.beta } else { 1.0 };
+                    let small = mi < GEMM_TILE || nj < GEMM_TILE;
+                    let (kernel, tile) = if small {
+                        (Kernel::GemmSmall, GEMM_TILE / 4)
+                    } else {
+                        (Kernel::Gemm, GEMM_TILE)
+                    };
+                    let grid = (u(nj.div_ceil(tile)), u(mi.div_ceil(tile)));
+                    let tiles = nj.div_ceil(tile) * mi.div_ceil(tile);
+                    // A block with few tiles and a long inner dimension (the first layer: a few
+                    // hundred outputs, d terms each) would keep most of a GPU idle: split the inner
+                    // dimension across workgroup layers and add the layers in a second pass.
+                    let mut splits = 1;
+                    if tiles < SPLIT_TARGET && kp >= 2 * SPLIT_MIN_K {
+                        splits = (SPLIT_TARGET / tiles)
+                            .min(kp / SPLIT_MIN_K)
+                            .min(self.max_groups as usize)
+                            .min(self.win_elems / (mi * nj));
+                    }
+                    let head = [
+                        u(mi),
+                        u(nj),
+                        u(kp),
+                        u32::from(g.trans_a),
+                        u32::from(g.trans_b),
+                        wa.base(a_lo),
+                        wb.base(b_lo),
+                    ];
+                    if splits > 1 {
+                        let k_split = kp.div_ceil(splits).next_multiple_of(16);
+                        let splits = kp.div_ceil(k_split);
+                        let stride = mi * nj;
+                        let (pid, pbuf) =
+                            self.scratch(st, PARTIAL_SLOT, (splits * stride) as u64 * 4);
+                        let wp = Self::scratch_window(pid, pbuf);
+                        let mut params = head.to_vec();
+                        params.extend([
+                            0,
+                            u(lda),
+                            u(ldb),
+                            u(nj),
+                            f(1.0),
+                            f(0.0),
+                            u(k_split),
+                            u(stride),
+                        ]);
+                        let grid = (grid.0, grid.1, u(splits));
+                        self.dispatch_grid(st, kernel, 0, &params, &[&wa, &wb, &wp], grid);
+                        let params = [
+                            u(mi),
+                            u(nj),
+                            u(splits),
+                            u(stride),
+                            0,
+                            wc.base(c_lo),
+                            u(g.n),
+                            f(g.alpha),
+                            f(beta),
+                        ];
+                        let groups = stride.div_ceil(256);
+                        self.dispatch(st, Kernel::GemmReduce, 0, &params, &[&wp, &wc], groups);
+                    } else {
+                        let mut params = head.to_vec();
+                        params.extend([
+                            wc.base(c_lo),
+                            u(lda),
+                            u(ldb),
+                            u(g.n),
+                            f(g.alpha),
+                            f(beta),
+                            u(kp),
+                            0,
+                        ]);
+                        let grid = (grid.0, grid.1, 1);
+                        self.dispatch_grid(st, kernel, 0, &params, &[&wa, &wb, &wc], grid);
+                    }
+                }
+            }
+        }
+    }
+
+    fn add_bias_raw(
+        &self,
+        st: &mut State,
+        n_points: usize,
+        width: usize,
+        params: &RawBuf,
+        bias_offset: usize,
+        z: &RawBuf,
+    ) {
+        if n_points * width == 0 {
+            return;
+        }
+        for (r0, r1) in ranges(n_points, self.rows_per(width)) {
+            let wp = self.window(st, params, bias_offset, bias_offset + width);
+            let wz = self.window(st, z, r0 * width, r1 * width);
+            let count = (r1 - r0) * width;
+            let p = [
+                u(count),
+                u(width),
+                0,
+                wp.base(bias_offset),
+                wz.base(r0 * width),
+            ];
+            self.dispatch(st, Kernel::AddBias, 0, &p, &[&wp, &wz], count.div_ceil(256));
+        }
+    }
+
+    fn bias_grad_raw(
+        &self,
+        st: &mut State,
+        n_points: usize,
+        width: usize,
+        z_bar: &RawBuf,
+        grad: &RawBuf,
+        bias_offset: usize,
+    ) {
+        if n_points * width == 0 {
+            return;
+        }
+        // Each window of points adds its partial sums; dispatches run in order.
+        for (r0, r1) in ranges(n_points, self.rows_per(width)) {
+            let wz = self.window(st, z_bar, r0 * width, r1 * width);
+            let wg = self.window(st, grad, bias_offset, bias_offset + width);
+            let p = [
+                u(r1 - r0),
+                u(width),
+                wz.base(r0 * width),
+                wg.base(bias_offset),
+            ];
+            self.dispatch(st, Kernel::BiasGrad, 0, &p, &[&wz, &wg], width);
+        }
+    }
+
+    /// The jet activation forward (`h_bar = None`) or its adjoint.
+    fn jet_activation(
+        &self,
+        act: Activation,
+        shape: JetShape,
+        z: &RawBuf,
+        h_bar: Option<&RawBuf>,
+        out: &RawBuf,
+    ) {
+        assert!(
+            shape.order <= MAX_ORDER,
+            "jet order {} above the supported {MAX_ORDER}",
+            shape.order
+        );
+        let len = shape.len();
+        check_len("jet activation input", len, z.len);
+        check_len("jet activation output", len, out.len);
+        if let Some(hb) = h_bar {
+            check_len("jet activation cotangent", len, hb.len);
+        }
+        if len == 0 {
+            return;
+        }
+        let kernel = match (act, h_bar.is_some()) {
+            (Activation::Tanh, false) => Kernel::JetTanhForward,
+            (Activation::Tanh, true) => Kernel::JetTanhBackward,
+            (Activation::Sin, false) => Kernel::JetSinForward,
+            (Activation::Sin, true) => Kernel::JetSinBackward,
+        };
+        let order = u(shape.order);
+        let head = |sh: &JetShape| {
+            vec![
+                u(sh.n_points),
+                u(sh.width),
+                u(sh.n_dirs),
+                u32::from(sh.collapsed),
+            ]
+        };
+        let groups = |sh: &JetShape| (sh.n_points * sh.width).div_ceil(64);
+        let mut st = self.lock();
+        let st = &mut *st;
+        if len <= self.win_elems {
+            let wz = self.window(st, z, 0, len);
+            let wo = self.window(st, out, 0, len);
+            let mut p = head(&shape);
+            p.push(wz.base(0));
+            match h_bar {
+                None => {
+                    p.push(wo.base(0));
+                    self.dispatch(st, kernel, order, &p, &[&wz, &wo], groups(&shape));
+                }
+                Some(hb) => {
+                    let wh = self.window(st, hb, 0, len);
+                    p.push(wh.base(0));
+                    p.push(wo.base(0));
+                    self.dispatch(st, kernel, order, &p, &[&wz, &wh, &wo], groups(&shape));
+                }
+            }
+            return;
+        }
+        // Larger than one binding: the coefficients of a point sit one block apart across the
+        // whole batch, so gather sub-batches of points (every block's rows) into scratch buffers,
+        // run the kernel there and scatter the result back.
+        let n_blocks = shape.n_blocks();
+        let w = shape.width;
+        let per_point = n_blocks * w;
+        assert!(
+            per_point <= self.win_elems,
+            "one point of this jet batch ({per_point} values) does not fit in a storage binding \
+             of {} bytes",
+            self.bind_bytes
+        );
+        let stride = shape.n_points * w;
+        for (p0, p1) in ranges(shape.n_points, self.win_elems / per_point) {
+            let sub = JetShape {
+                n_points: p1 - p0,
+                ..shape
+            };
+            let sub_stride = sub.n_points * w;
+            let bytes = sub.len() as u64 * 4;
+            let gather = |st: &mut State, raw: &RawBuf, dst: &wgpu::Buffer| {
+                for b in 0..n_blocks {
+                    let lo = b * stride + p0 * w;
+                    self.copy_out(
+                        st,
+                        raw,
+                        lo,
+                        lo + sub_stride,
+                        dst,
+                        (b * sub_stride) as u64 * 4,
+                    );
+                }
+            };
+            let (zid, zbuf) = self.scratch(st, STRADDLE_SLOTS, bytes);
+            gather(st, z, &zbuf);
+            let (oid, obuf) = self.scratch(st, STRADDLE_SLOTS + 1, bytes);
+            let wz = Self::scratch_window(zid, zbuf);
+            let wo = Self::scratch_window(oid, obuf.clone());
+            let mut p = head(&sub);
+            p.push(0);
+            match h_bar {
+                None => {
+                    p.push(0);
+                    self.dispatch(st, kernel, order, &p, &[&wz, &wo], groups(&sub));
+                }
+                Some(hb) => {
+                    let (hid, hbuf) = self.scratch(st, STRADDLE_SLOTS + 2, bytes);
+                    gather(st, hb, &hbuf);
+                    let wh = Self::scratch_window(hid, hbuf);
+                    p.push(0);
+                    p.push(0);
+                    self.dispatch(st, kernel, order, &p, &[&wz, &wh, &wo], groups(&sub));
+                }
+            }
+            for b in 0..n_blocks {
+                let lo = b * stride + p0 * w;
+                self.copy_in(
+                    st,
+                    &obuf,
+                    (b * sub_stride) as u64 * 4,
+                    out,
+                    lo,
+                    lo + sub_stride,
+                );
+            }
+        }
+    }
+
+    /// `t[s, h] = W1[h, idx[s]]` (gather) or `grad_W1[h, idx[s]] += t[s, h]` (scatter) over windows
+    /// of rows of `W1`.
+    fn columns(
+        &self,
+        st: &mut State,
+        kernel: Kernel,
+        w: &RawBuf,
+        weight_offset: usize,
+        dim: usize,
+        width: usize,
+        idx: &RawBuf,
+        n_dirs: usize,
+        t: &RawBuf,
+    ) {
+        for (h0, h1) in ranges(width, self.rows_per(dim)) {
+            let (lo, hi) = (weight_offset + h0 * dim, weight_offset + h1 * dim);
+            let (ww, wi, wt) = (
+                self.window(st, w, lo, hi),
+                self.window(st, idx, 0, n_dirs),
+                self.window(st, t, 0, n_dirs * width),
+            );
+            let p = [
+                u(n_dirs),
+                u(h1 - h0),
+                u(dim),
+                u(width),
+                u(h0),
+                ww.base(lo),
+                wi.base(0),
+                wt.base(0),
+            ];
+            let groups = (n_dirs * (h1 - h0)).div_ceil(64);
+            // The gather reads W1 and writes t; the scatter reads t and writes the gradient.
+            let wins: [&Window; 3] = if kernel == Kernel::InputGather {
+                [&ww, &wi, &wt]
+            } else {
+                [&wt, &wi, &ww]
+            };
+            self.dispatch(st, kernel, 0, &p, &wins, groups);
+        }
+    }
+
+    /// `out[o_offset + r] = |row r of x|²` for `rows` rows of `len` values.
+    fn row_sq_norms(
+        &self,
+        st: &mut State,
+        x: &RawBuf,
+        rows: usize,
+        len: usize,
+        out: &RawBuf,
+        o_offset: usize,
+    ) {
+        for (r0, r1) in ranges(rows, self.rows_per(len)) {
+            let wx = self.window(st, x, r0 * len, r1 * len);
+            let wo = self.window(st, out, o_offset + r0, o_offset + r1);
+            let p = [
+                u(r1 - r0),
+                u(len),
+                u(len),
+                wx.base(r0 * len),
+                wo.base(o_offset + r0),
+            ];
+            self.dispatch(st, Kernel::RowSqNorm, 0, &p, &[&wx, &wo], r1 - r0);
+        }
+    }
+
+    fn check_probes(probes: &Probes<'_, Self>, n_dirs: usize, dim: usize) {
+        match probes.kind {
+            ProbeKind::OneHot => check_len("probe indices", n_dirs, probes.indices.len()),
+            ProbeKind::Dense => check_len("dense probes", n_dirs * dim, probes.dense.len()),
+        }
+    }
+}
+
+impl Backend for WgpuBackend {
+    type Buf = WgpuBuf;
+    type Idx = WgpuIdx;
+
+    fn describe(&self) -> String {
+        WgpuBackend::describe(self)
+    }
+
+    fn alloc(&self, len: usize, what: &'static str) -> Result<WgpuBuf, BackendError> {
+        Ok(WgpuBuf {
+            raw: self.alloc_raw(len, what)?,
+        })
+    }
+
+    fn alloc_idx(&self, len: usize, what: &'static str) -> Result<WgpuIdx, BackendError> {
+        Ok(WgpuIdx {
+            raw: self.alloc_raw(len, what)?,
+        })
+    }
+
+    #[track_caller]
+    fn upload(&self, dst: &mut WgpuBuf, offset: usize, src: &[f32]) {
+        check_len("upload", offset + src.len(), dst.len());
+        self.write(&dst.raw, offset, bytemuck::cast_slice(src));
+    }
+
+    #[track_caller]
+    fn upload_idx(&self, dst: &mut WgpuIdx, src: &[u32]) {
+        check_len("index upload", src.len(), dst.len());
+        self.write(&dst.raw, 0, bytemuck::cast_slice(src));
+    }
+
+    #[track_caller]
+    fn download(
+        &self,
+        src: &WgpuBuf,
+        offset: usize,
+        len: usize,
+    ) -> impl Future<Output = Result<Vec<f32>, BackendError>> {
+        check_len("download", offset + len, src.len());
+        self.read(&src.raw, offset, len)
+    }
+
+    #[track_caller]
+    fn gemm(&self, g: Gemm, a: &WgpuBuf, b: &WgpuBuf, c: &mut WgpuBuf) {
+        check_len("gemm A", g.a_offset + g.m * g.k, a.len());
+        check_len("gemm B", g.b_offset + g.k * g.n, b.len());
+        check_len("gemm C", g.c_offset + g.m * g.n, c.len());
+        let mut st = self.lock();
+        self.gemm_raw(&mut st, g, &a.raw, &b.raw, &c.raw);
+    }
+
+    #[track_caller]
+    fn add_bias(&self, shape: JetShape, params: &WgpuBuf, bias_offset: usize, z: &mut WgpuBuf) {
+        check_len("bias", bias_offset + shape.width, params.len());
+        check_len("biased rows", shape.n_points * shape.width, z.len());
+        let mut st = self.lock();
+        self.add_bias_raw(
+            &mut st,
+            shape.n_points,
+            shape.width,
+            &params.raw,
+            bias_offset,
+            &z.raw,
+        );
+    }
+
+    #[track_caller]
+    fn bias_grad(&self, shape: JetShape, z_bar: &WgpuBuf, grad: &mut WgpuBuf, bias_offset: usize) {
+        check_len("bias gradient", bias_offset + shape.width, grad.len());
+        check_len("cotangent rows", shape.n_points * shape.width, z_bar.len());
+        let mut st = self.lock();
+        self.bias_grad_raw(
+            &mut st,
+            shape.n_points,
+            shape.width,
+            &z_bar.raw,
+            &grad.raw,
+            bias_offset,
+        );
+    }
+
+    #[track_caller]
+    fn jet_activation_forward(
+        &self,
+        act: Activation,
+        shape: JetShape,
+        z: &WgpuBuf,
+        h: &mut WgpuBuf,
+    ) {
+        self.jet_activation(act, shape, &z.raw, None, &h.raw);
+    }
+
+    #[track_caller]
+    fn jet_activation_backward(
+        &self,
+        act: Activation,
+        shape: JetShape,
+        z: &WgpuBuf,
+        h_bar: &WgpuBuf,
+        z_bar: &mut WgpuBuf,
+    ) {
+        self.jet_activation(act, shape, &z.raw, Some(&h_bar.raw), &z_bar.raw);
+    }
+
+    #[track_caller]
+    fn input_layer_forward(
+        &self,
+        shape: JetShape,
+        dim: usize,
+        points: &WgpuBuf,
+        probes: &Probes<'_, Self>,
+        params: &WgpuBuf,
+        weight_offset: usize,
+        z: &mut WgpuBuf,
+    ) {
+        let (n, h, v) = (shape.n_points, shape.width, shape.n_dirs);
+        check_len("points", n * dim, points.len());
+        check_len(
+            "input layer parameters",
+            weight_offset + h * (dim + 1),
+            params.len(),
+        );
+        check_len("input layer output", shape.len(), z.len());
+        Self::check_probes(probes, v, dim);
+        let mut st = self.lock();
+        let st = &mut *st;
+        // Primal rows: X·W1ᵀ + b1.
+        let primal = Gemm {
+            b_offset: weight_offset,
+            ..Gemm::nt(n, h, dim)
+        };
+        self.gemm_raw(st, primal, &points.raw, &params.raw, &z.raw);
+        self.add_bias_raw(st, n, h, &params.raw, weight_offset + h * dim, &z.raw);
+        let rest = shape.len() - n * h;
+        if rest == 0 {
+            return;
+        }
+        // The tangents W1·v_s (V × width), shared by every point.
+        let Some(t) = self.take_tmp(st, Tmp::Tangents, v * h) else {
+            return;
+        };
+        match probes.kind {
+            ProbeKind::OneHot => self.columns(
+                st,
+                Kernel::InputGather,
+                &params.raw,
+                weight_offset,
+                dim,
+                h,
+                &probes.indices.raw,
+                v,
+                &t,
+            ),
+            ProbeKind::Dense => {
+                let g = Gemm {
+                    b_offset: weight_offset,
+                    ..Gemm::nt(v, h, dim)
+                };
+                self.gemm_raw(st, g, &probes.dense.raw, &params.raw, &t);
+            }
+        }
+        let one_block = shape.collapsed && shape.order == 1;
+        for (e0, e1) in ranges(rest, self.win_elems) {
+            let wt = self.window(st, &t, 0, v * h);
+            let wz = self.window(st, &z.raw, n * h + e0, n * h + e1);
+            let p = [
+                u(e1 - e0),
+                u(e0),
+                u(n),
+                u(h),
+                u(v),
+                u32::from(one_block),
+                wt.base(0),
+                wz.base(n * h + e0),
+            ];
+            self.dispatch(
+                st,
+                Kernel::InputFill,
+                0,
+                &p,
+                &[&wt, &wz],
+                (e1 - e0).div_ceil(256),
+            );
+        }
+        st.tmp.insert(Tmp::Tangents, t);
+    }
+
+    #[track_caller]
+    fn input_layer_backward(
+        &self,
+        shape: JetShape,
+        dim: usize,
+        points: &WgpuBuf,
+        probes: &Probes<'_, Self>,
+        z_bar: &WgpuBuf,
+        grad: &mut WgpuBuf,
+        weight_offset: usize,
+    ) {
+        let (n, h, v) = (shape.n_points, shape.width, shape.n_dirs);
+        check_len("points", n * dim, points.len());
+        check_len(
+            "input layer gradient",
+            weight_offset + h * (dim + 1),
+            grad.len(),
+        );
+        check_len("input layer cotangent", shape.len(), z_bar.len());
+        Self::check_probes(probes, v, dim);
+        let mut st = self.lock();
+        let st = &mut *st;
+        self.bias_grad_raw(st, n, h, &z_bar.raw, &grad.raw, weight_offset + h * dim);
+        // ∂W1 += z̄_primalᵀ·X, by windows of rows of ∂W1 accumulating over windows of points.
+        let primal = Gemm {
+            m: h,
+            n: dim,
+            k: n,
+            trans_a: true,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 1.0,
+            a_offset: 0,
+            b_offset: 0,
+            c_offset: weight_offset,
+        };
+        self.gemm_raw(st, primal, &z_bar.raw, &points.raw, &grad.raw);
+        if shape.n_blocks() == 1 {
+            return;
+        }
+        // g[s, :] = Σ_n z̄[slot-1 block of s, n, :], the cotangent of the shared tangent W1·v_s.
+        let Some(g) = self.take_tmp(st, Tmp::Tangents, v * h) else {
+            return;
+        };
+        let block = n * h;
+        let one_block = shape.collapsed && shape.order == 1;
+        assert!(
+            block <= self.win_elems,
+            "one block of the first layer's cotangent ({block} values) does not fit in a storage \
+             binding of {} bytes",
+            self.bind_bytes
+        );
+        let dir_windows: Vec<(usize, usize)> = if one_block {
+            vec![(0, v)]
+        } else {
+            ranges(v, self.win_elems / block).collect()
+        };
+        for (s0, s1) in dir_windows {
+            let (lo, hi) = if one_block {
+                (block, 2 * block)
+            } else {
+                ((1 + s0) * block, (1 + s1) * block)
+            };
+            let wz = self.window(st, &z_bar.raw, lo, hi);
+            let wg = self.window(st, &g, 0, v * h);
+            let p = [
+                u(n),
+                u(h),
+                u(s1 - s0),
+                u(s0),
+                u32::from(one_block),
+                wz.base(lo),
+                wg.base(0),
+            ];
+            self.dispatch(
+                st,
+                Kernel::ColumnSums,
+                0,
+                &p,
+                &[&wz, &wg],
+                ((s1 - s0) * h).div_ceil(64),
+            );
+        }
+        match probes.kind {
+            ProbeKind::OneHot => self.columns(
+                st,
+                Kernel::ScatterAdd,
+                &grad.raw,
+                weight_offset,
+                dim,
+                h,
+                &probes.indices.raw,
+                v,
+                &g,
+            ),
+            ProbeKind::Dense => {
+                // ∂W1 += Gᵀ·T with G = V × width, T = V × d.
+                let gd = Gemm {
+                    m: h,
+                    n: dim,
+                    k: v,
+                    trans_a: true,
+                    trans_b: false,
+                    alpha: 1.0,
+                    beta: 1.0,
+                    a_offset: 0,
+                    b_offset: 0,
+                    c_offset: weight_offset,
+                };
+                self.gemm_raw(st, gd, &g, &probes.dense.raw, &grad.raw);
+            }
+        }
+        st.tmp.insert(Tmp::Tangents, g);
+    }
+
+    #[track_caller]
+    fn pinn_residual(
+        &self,
+        p: ResidualParams,
+        m: &WgpuBuf,
+        points: &WgpuBuf,
+        probes: &Probes<'_, Self>,
+        forcing: &WgpuBuf,
+        loss_terms: &mut WgpuBuf,
+        m_bar: &mut WgpuBuf,
+    ) {
+        let shape = p.shape;
+        assert_eq!(
+            shape.width, 1,
+            "the residual takes the network output (width 1)"
+        );
+        let (n, v, d) = (shape.n_points, shape.n_dirs, p.dim);
+        let len = shape.len();
+        check_len("network output", len, m.len());
+        check_len("output cotangent", len, m_bar.len());
+        check_len("points", n * d, points.len());
+        check_len("forcing", n, forcing.len());
+        check_len("loss terms", n, loss_terms.len());
+        if n == 0 {
+            return;
+        }
+        let one_hot = probes.kind == ProbeKind::OneHot;
+        if p.hard_ball_boundary {
+            Self::check_probes(probes, v, d);
+        }
+        let mut st = self.lock();
+        let st = &mut *st;
+        // |x_n|² at [n], x_n·v_s at [N + nV + s], |v_s|² at [N + NV + s].
+        let total = n + n * v + v;
+        let Some(dots) = self.take_tmp(st, Tmp::Dots, total) else {
+            return;
+        };
+        if p.hard_ball_boundary {
+            self.row_sq_norms(st, &points.raw, n, d, &dots, 0);
+            let rows = self.rows_per(d);
+            if one_hot {
+                for (r0, r1) in ranges(n, rows) {
+                    let wx = self.window(st, &points.raw, r0 * d, r1 * d);
+                    let wi = self.window(st, &probes.indices.raw, 0, v);
+                    let wo = self.window(st, &dots, n + r0 * v, n + r1 * v);
+                    let q = [
+                        u(r1 - r0),
+                        u(v),
+                        u(d),
+                        wx.base(r0 * d),
+                        wi.base(0),
+                        wo.base(n + r0 * v),
+                    ];
+                    let groups = ((r1 - r0) * v).div_ceil(64);
+                    self.dispatch(st, Kernel::GatherDots, 0, &q, &[&wx, &wi, &wo], groups);
+                }
+            } else {
+                for (r0, r1) in ranges(n, rows) {
+                    for (s0, s1) in ranges(v, rows) {
+                        let wx = self.window(st, &points.raw, r0 * d, r1 * d);
+                        let wy = self.window(st, &probes.dense.raw, s0 * d, s1 * d);
+                        let (o_lo, o_hi) = (n + r0 * v + s0, n + (r1 - 1) * v + s1);
+                        let wo = self.window(st, &dots, o_lo, o_hi);
+                        let q = [
+                            u(r1 - r0),
+                            u(s1 - s0),
+                            u(d),
+                            wx.base(r0 * d),
+                            wy.base(s0 * d),
+                            wo.base(o_lo),
+                            u(v),
+                        ];
+                        let groups = (r1 - r0) * (s1 - s0);
+                        self.dispatch(st, Kernel::RowDots, 0, &q, &[&wx, &wy, &wo], groups);
+                    }
+                }
+                self.row_sq_norms(st, &probes.dense.raw, v, d, &dots, n + n * v);
+            }
+        }
+        let wm = self.window(st, &m.raw, 0, len);
+        let wd = self.window(st, &dots, 0, total);
+        let wf = self.window(st, &forcing.raw, 0, n);
+        let wl = self.window(st, &loss_terms.raw, 0, n);
+        let wb = self.window(st, &m_bar.raw, 0, len);
+        let weight = f64::from(p.top_weight) * stde_core::series::factorial(shape.order);
+        let q = [
+            u(n),
+            u(v),
+            u(shape.order),
+            u32::from(shape.collapsed),
+            u32::from(p.hard_ball_boundary),
+            u32::from(one_hot),
+            nonlinearity_code(p.nonlinearity),
+            f(weight as f32),
+            f((1.0 / n as f64) as f32),
+            wm.base(0),
+            wd.base(0),
+            wf.base(0),
+            wl.base(0),
+            wb.base(0),
+        ];
+        self.dispatch(st, Kernel::Residual, 0, &q, &[&wm, &wd, &wf, &wl, &wb], n);
+        st.tmp.insert(Tmp::Dots, dots);
+    }
+
+    #[track_caller]
+    fn forcing(
+        &self,
+        solution: SolutionKind,
+        nonlinearity: Nonlinearity,
+        n: usize,
+        dim: usize,
+        coeffs: &WgpuBuf,
+        points: &WgpuBuf,
+        g: &mut WgpuBuf,
+        exact: &mut WgpuBuf,
+    ) {
+        let n_terms = match solution {
+            SolutionKind::TwoBody => dim.saturating_sub(1),
+            SolutionKind::ThreeBody => dim.saturating_sub(2),
+        };
+        check_len("solution coefficients", n_terms, coeffs.len());
+        check_len("points", n * dim, points.len());
+        check_len("forcing", n, g.len());
+        check_len("exact values", n, exact.len());
+        let mut st = self.lock();
+        let st = &mut *st;
+        for (r0, r1) in ranges(n, self.rows_per(dim)) {
+            let wc = self.window(st, &coeffs.raw, 0, n_terms.max(1));
+            let wx = self.window(st, &points.raw, r0 * dim, r1 * dim);
+            let wg = self.window(st, &g.raw, r0, r1);
+            let we = self.window(st, &exact.raw, r0, r1);
+            let q = [
+                u(r1 - r0),
+                u(dim),
+                u(n_terms),
+                u32::from(solution == SolutionKind::ThreeBody),
+                nonlinearity_code(nonlinearity),
+                wx.base(r0 * dim),
+                wc.base(0),
+                wg.base(r0),
+                we.base(r0),
+            ];
+            self.dispatch(st, Kernel::Forcing, 0, &q, &[&wc, &wx, &wg, &we], r1 - r0);
+        }
+    }
+
+    #[track_caller]
+    fn sample(&self, what: Sampling, seed: u64, step: u32, out: &mut WgpuBuf) {
+        let (key0, key1) = (seed as u32, (seed >> 32) as u32);
+        let mut st = self.lock();
+        let st = &mut *st;
+        match what {
+            Sampling::BallPoints {
+                first,
+                n,
+                d,
+                stream,
+            } => {
+                check_len("ball points", n * d, out.len());
+                for (r0, r1) in ranges(n, self.rows_per(d)) {
+                    let wo = self.window(st, &out.raw, r0 * d, r1 * d);
+                    let q = [
+                        u(r1 - r0),
+                        u(d),
+                        key0,
+                        key1,
+                        step,
+                        stream,
+                        u(first + r0),
+                        wo.base(r0 * d),
+                    ];
+                    self.dispatch(st, Kernel::SampleBall, 0, &q, &[&wo], r1 - r0);
+                }
+            }
+            Sampling::Rademacher { count } | Sampling::Gaussian { count } => {
+                check_len("samples", count, out.len());
+                let kind = u32::from(matches!(what, Sampling::Gaussian { .. }));
+                // Windows start at whole blocks of four values.
+                for (e0, e1) in ranges(count, self.win_elems / 4 * 4) {
+                    let wo = self.window(st, &out.raw, e0, e1);
+                    let q = [
+                        u(e1 - e0),
+                        u(e0),
+                        key0,
+                        key1,
+                        step,
+                        streams::DENSE_TANGENTS,
+                        kind,
+                        wo.base(e0),
+                    ];
+                    let groups = (e1 - e0).div_ceil(4).div_ceil(64);
+                    self.dispatch(st, Kernel::SampleFlat, 0, &q, &[&wo], groups);
+                }
+            }
+        }
+    }
+
+    #[track_caller]
+    fn adam(
+        &self,
+        s: AdamStep,
+        params: &mut WgpuBuf,
+        grad: &mut WgpuBuf,
+        m: &mut WgpuBuf,
+        v: &mut WgpuBuf,
+    ) {
+        let len = params.len();
+        check_len("gradient", len, grad.len());
+        check_len("Adam first moment", len, m.len());
+        check_len("Adam second moment", len, v.len());
+        let corr1 = 1.0 - f64::from(s.beta1).powi(s.t as i32);
+        let corr2 = 1.0 - f64::from(s.beta2).powi(s.t as i32);
+        let mut st = self.lock();
+        let st = &mut *st;
+        for (e0, e1) in ranges(len, self.win_elems) {
+            let wp = self.window(st, &params.raw, e0, e1);
+            let wg = self.window(st, &grad.raw, e0, e1);
+            let wm = self.window(st, &m.raw, e0, e1);
+            let wv = self.window(st, &v.raw, e0, e1);
+            let q = [
+                u(e1 - e0),
+                f(s.lr),
+                f(s.beta1),
+                f(s.beta2),
+                f(s.eps),
+                f(corr1 as f32),
+                f(corr2 as f32),
+                wp.base(e0),
+                wg.base(e0),
+                wm.base(e0),
+                wv.base(e0),
+            ];
+            let groups = (e1 - e0).div_ceil(256);
+            self.dispatch(st, Kernel::Adam, 0, &q, &[&wp, &wg, &wm, &wv], groups);
+        }
+    }
+}

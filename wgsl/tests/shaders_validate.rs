@@ -1,0 +1,124 @@
+//! Every WGSL kernel variant parses and validates with naga (no GPU needed), and its bindings and
+//! uniform fields agree with what the Rust side binds and writes.
+
+use stde_wgpu::kernels::{Access, Kernel, MAX_ORDER};
+use wgpu::naga;
+
+fn orders(kernel: Kernel) -> Vec<u32> {
+    if kernel.depends_on_order() {
+        (0..=MAX_ORDER as u32).collect()
+    } else {
+        vec![0]
+    }
+}
+
+fn parse_and_validate(kernel: Kernel, order: u32) -> naga::Module {
+    let src = kernel.source(order);
+    let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
+        panic!(
+            "{} (K = {order}) does not parse:\n{}",
+            kernel.name(),
+            e.emit_to_string(&src)
+        )
+    });
+    let mut validator = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    );
+    if let Err(e) = validator.validate(&module) {
+        panic!(
+            "{} (K = {order}) does not validate:\n{}",
+            kernel.name(),
+            e.emit_to_string(&src)
+        );
+    }
+    module
+}
+
+#[test]
+fn every_kernel_variant_validates() {
+    let mut variants = 0;
+    for kernel in Kernel::ALL {
+        for order in orders(kernel) {
+            parse_and_validate(kernel, order);
+            variants += 1;
+        }
+    }
+    assert_eq!(variants, Kernel::ALL.len() + 4 * MAX_ORDER);
+}
+
+#[test]
+fn bindings_match_the_rust_layout() {
+    for kernel in Kernel::ALL {
+        let module = parse_and_validate(kernel, 2);
+        let mut storage = Vec::new();
+        let mut uniform = None;
+        for (_, var) in module.global_variables.iter() {
+            let Some(binding) = &var.binding else {
+                continue;
+            };
+            assert_eq!(
+                binding.group,
+                0,
+                "{}: group {}",
+                kernel.name(),
+                binding.group
+            );
+            match var.space {
+                naga::AddressSpace::Uniform => uniform = Some((binding.binding, var.ty)),
+                naga::AddressSpace::Storage { access } => {
+                    let a = if access.contains(naga::StorageAccess::STORE) {
+                        Access::ReadWrite
+                    } else {
+                        Access::Read
+                    };
+                    storage.push((binding.binding, a));
+                }
+                other => panic!("{}: unexpected address space {other:?}", kernel.name()),
+            }
+        }
+        storage.sort_by_key(|(b, _)| *b);
+        let expected: Vec<(u32, Access)> = kernel
+            .bindings()
+            .iter()
+            .enumerate()
+            .map(|(i, &a)| (i as u32 + 1, a))
+            .collect();
+        assert_eq!(storage, expected, "{}: storage bindings", kernel.name());
+        let (slot, ty) = uniform.unwrap_or_else(|| panic!("{}: no uniform block", kernel.name()));
+        assert_eq!(
+            slot,
+            0,
+            "{}: the uniform block must be binding 0",
+            kernel.name()
+        );
+        let naga::TypeInner::Struct { members, .. } = &module.types[ty].inner else {
+            panic!("{}: the uniform block is not a struct", kernel.name());
+        };
+        let names: Vec<&str> = members
+            .iter()
+            .map(|m| m.name.as_deref().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            names,
+            kernel.param_names(),
+            "{}: uniform fields",
+            kernel.name()
+        );
+        for (i, m) in members.iter().enumerate() {
+            assert_eq!(
+                m.offset,
+                4 * i as u32,
+                "{}: field {} is not packed",
+                kernel.name(),
+                i
+            );
+        }
+        let entry: Vec<&str> = module
+            .entry_points
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(entry, ["main"], "{}: entry points", kernel.name());
+    }
+}
