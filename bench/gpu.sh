@@ -8,7 +8,7 @@
 #     bash bench/gpu.sh [SECTION…]
 # Sections, in the order `all` (the default) runs them; each fits one 10-minute command on an H100:
 #     info         the GPU, driver and toolkit (nvidia-smi) → machine.txt
-#     conformance  stde-cuda's conformance suite with STDE_REQUIRE_GPU=1 (a missing GPU fails)
+#     conformance  stde-cuda's conformance suite with STDE_REQUIRE_CUDA=1 (a missing GPU fails)
 #                  and the NVRTC compile check with the toolkit's NVRTC → *.log
 #     bench        `stde bench --backend cuda` at d = 1 000, 100 000, 1 000 000 (V=16, N=100, 4×128
 #                  tanh, sine-gordon-two-body) → bench-cuda-d*.json/.csv/.log
@@ -91,7 +91,7 @@ section_info() {
 }
 
 section_conformance() {
-    STDE_REQUIRE_GPU=1 run conformance "$CONFORMANCE" --test-threads=4
+    STDE_REQUIRE_CUDA=1 run conformance "$CONFORMANCE" --test-threads=4
     STDE_REQUIRE_NVRTC=1 run nvrtc_compile "$NVRTC_TEST" --nocapture
 }
 

@@ -216,9 +216,13 @@ impl From<ActivationArg> for Activation {
 /// `--backend`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
-    /// The fastest available backend (currently cpu)
+    /// The fastest available backend: cuda, else a hardware wgpu adapter, else cpu
     #[default]
     Auto,
+    /// NVIDIA GPUs through CUDA (cuBLAS and NVRTC kernels)
+    Cuda,
+    /// Any GPU through wgpu (Vulkan, Metal, DX12), software adapters included
+    Wgpu,
     /// Multithreaded f32 on the host
     Cpu,
     /// f64 reference with the obvious loops; slow, for small problems and checking

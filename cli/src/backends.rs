@@ -10,17 +10,30 @@ pub enum Chosen {
     Cpu,
     /// `stde_core::backend::reference::ReferenceBackend`.
     Reference,
+    /// `stde_wgpu::WgpuBackend`.
+    Wgpu,
+    /// `stde_cuda::CudaBackend`.
+    Cuda,
+}
+
+/// Whether a hardware (not software-rasterised) wgpu adapter exists.
+fn hardware_wgpu_adapter() -> bool {
+    stde_wgpu::enumerate_adapters()
+        .iter()
+        .any(|a| !a.is_software)
 }
 
 impl Chosen {
     /// Every backend this build knows, in the order `stde list` shows them.
-    pub const ALL: [Chosen; 2] = [Chosen::Cpu, Chosen::Reference];
+    pub const ALL: [Chosen; 4] = [Chosen::Cuda, Chosen::Wgpu, Chosen::Cpu, Chosen::Reference];
 
     /// The `--backend` name.
     pub fn name(self) -> &'static str {
         match self {
             Chosen::Cpu => "cpu",
             Chosen::Reference => "reference",
+            Chosen::Wgpu => "wgpu",
+            Chosen::Cuda => "cuda",
         }
     }
 
@@ -29,6 +42,8 @@ impl Chosen {
         match self {
             Chosen::Cpu => "multithreaded f32 on the host",
             Chosen::Reference => "f64 with the obvious loops; slow, the oracle for tests",
+            Chosen::Wgpu => "WGSL kernels on Vulkan/Metal/DX12 (or WebGPU in a browser)",
+            Chosen::Cuda => "CUDA kernels compiled by NVRTC, cuBLAS matrix products",
         }
     }
 
@@ -36,6 +51,8 @@ impl Chosen {
     pub fn available(self) -> bool {
         match self {
             Chosen::Cpu | Chosen::Reference => true,
+            Chosen::Wgpu => !stde_wgpu::enumerate_adapters().is_empty(),
+            Chosen::Cuda => stde_cuda::cuda_available(),
         }
     }
 }
@@ -44,8 +61,20 @@ impl BackendArg {
     /// The backend to use; `auto` takes the fastest available one.
     pub fn resolve(self) -> Chosen {
         match self {
-            BackendArg::Auto | BackendArg::Cpu => Chosen::Cpu,
+            BackendArg::Auto => {
+                // A software adapter (lavapipe, SwiftShader) is slower than the CPU backend.
+                if stde_cuda::cuda_available() {
+                    Chosen::Cuda
+                } else if hardware_wgpu_adapter() {
+                    Chosen::Wgpu
+                } else {
+                    Chosen::Cpu
+                }
+            }
+            BackendArg::Cpu => Chosen::Cpu,
             BackendArg::Reference => Chosen::Reference,
+            BackendArg::Wgpu => Chosen::Wgpu,
+            BackendArg::Cuda => Chosen::Cuda,
         }
     }
 }
@@ -60,6 +89,20 @@ macro_rules! with_backend {
             }
             $crate::backends::Chosen::Cpu => {
                 let $b = &::stde_core::backend::cpu::CpuBackend::new();
+                $body
+            }
+            $crate::backends::Chosen::Wgpu => {
+                let backend = ::pollster::block_on(::stde_wgpu::WgpuBackend::new(
+                    ::stde_wgpu::WgpuParams::default(),
+                ))
+                .map_err($crate::error::CliError::from)?;
+                let $b = &backend;
+                $body
+            }
+            $crate::backends::Chosen::Cuda => {
+                let backend = ::stde_cuda::CudaBackend::new(::stde_cuda::CudaParams::default())
+                    .map_err($crate::error::CliError::from)?;
+                let $b = &backend;
                 $body
             }
         }

@@ -40,4 +40,15 @@ pub fn run() {
         );
     }
     say!("  auto       picks {}", BackendArg::Auto.resolve().name());
+    let adapters = stde_wgpu::enumerate_adapters();
+    say!("wgpu adapters found: {}", adapters.len());
+    for a in adapters {
+        say!(
+            "  {} ({:?}, {:?}{})",
+            a.name,
+            a.backend,
+            a.device_type,
+            if a.is_software { ", software" } else { "" }
+        );
+    }
 }

@@ -39,6 +39,12 @@ macro_rules! note {
 }
 
 fn main() -> ExitCode {
+    // Mesa's Vulkan drivers print an error line for every instance when this is unset (headless
+    // machines, CI); a private temporary directory silences them without changing behaviour. This
+    // runs before any thread is started.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),

@@ -528,3 +528,45 @@ fn list_shows_equations_estimators_and_backends() {
         assert!(text.contains(word), "{word} missing:\n{text}");
     }
 }
+
+#[test]
+fn cuda_without_a_device_is_one_clear_error() {
+    if stde_cuda::cuda_available() {
+        eprintln!("skipped: a CUDA device is present, so the missing-device path cannot be shown");
+        return;
+    }
+    let out = temp_path("cuda-missing");
+    let o = train(&out, &["--backend", "cuda"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("no cuda device available"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn wgpu_backend_trains_from_the_cli() {
+    let required = std::env::var("STDE_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    if stde_wgpu::enumerate_adapters().is_empty() {
+        assert!(
+            !required,
+            "STDE_REQUIRE_GPU=1 but no wgpu adapter is available"
+        );
+        eprintln!("skipped: no wgpu adapter for the CLI training test");
+        return;
+    }
+    let out = temp_path("wgpu-train");
+    let o = train(
+        &out,
+        &["--backend", "wgpu", "--steps", "30", "--eval-every", "30"],
+    );
+    assert_ok(&o);
+    let m = metrics(&out);
+    assert_eq!(m["backend"], "wgpu", "{m}");
+    let err = m["final_rel_l2"].as_f64().expect("final_rel_l2");
+    assert!(err.is_finite() && err < 1.0, "{m}");
+}

@@ -70,7 +70,11 @@ impl JetShape {
     /// If `k > K` or `dir ≥ n_dirs`.
     #[track_caller]
     pub fn block(&self, k: usize, dir: usize) -> usize {
-        assert!(k <= self.order, "coefficient {k} above order {}", self.order);
+        assert!(
+            k <= self.order,
+            "coefficient {k} above order {}",
+            self.order
+        );
         assert!(dir < self.n_dirs, "direction {dir} of {}", self.n_dirs);
         if k == 0 {
             0
@@ -144,7 +148,11 @@ impl JetBatch {
     #[track_caller]
     pub fn from_vec(shape: JetShape, data: Vec<f64>) -> Self {
         shape.validate();
-        assert_eq!(data.len(), shape.len(), "data length does not match {shape:?}");
+        assert_eq!(
+            data.len(),
+            shape.len(),
+            "data length does not match {shape:?}"
+        );
         Self { shape, data }
     }
 
@@ -204,7 +212,11 @@ impl<'a> JetBatchRef<'a> {
     #[track_caller]
     pub fn new(shape: JetShape, data: &'a [f64]) -> Self {
         shape.validate();
-        assert_eq!(data.len(), shape.len(), "data length does not match {shape:?}");
+        assert_eq!(
+            data.len(),
+            shape.len(),
+            "data length does not match {shape:?}"
+        );
         Self { shape, data }
     }
 
@@ -248,7 +260,11 @@ impl<'a> JetBatchMut<'a> {
     #[track_caller]
     pub fn new(shape: JetShape, data: &'a mut [f64]) -> Self {
         shape.validate();
-        assert_eq!(data.len(), shape.len(), "data length does not match {shape:?}");
+        assert_eq!(
+            data.len(),
+            shape.len(),
+            "data length does not match {shape:?}"
+        );
         Self { shape, data }
     }
 

@@ -134,13 +134,17 @@ fn dl<B: Backend>(b: &B, buf: &B::Buf, len: usize) -> Vec<f32> {
 }
 
 fn up<B: Backend>(b: &B, data: &[f32]) -> B::Buf {
-    let mut buf = b.alloc(data.len().max(1), "conformance").expect("alloc failed");
+    let mut buf = b
+        .alloc(data.len().max(1), "conformance")
+        .expect("alloc failed");
     b.upload(&mut buf, 0, data);
     buf
 }
 
 fn up_idx<B: Backend>(b: &B, data: &[u32]) -> B::Idx {
-    let mut buf = b.alloc_idx(data.len().max(1), "conformance").expect("alloc failed");
+    let mut buf = b
+        .alloc_idx(data.len().max(1), "conformance")
+        .expect("alloc failed");
     b.upload_idx(&mut buf, data);
     buf
 }
@@ -156,9 +160,19 @@ pub fn check_transfers<B: Backend>(b: &B) -> CheckResult {
         let mut buf = b.alloc(len + 7, "transfer").expect("alloc failed");
         b.upload(&mut buf, 7, &src);
         let back = pollster::block_on(b.download(&buf, 7, len)).expect("download failed");
-        compare(&format!("transfer len {len}"), &back, &src, Tolerance::EXACT)?;
+        compare(
+            &format!("transfer len {len}"),
+            &back,
+            &src,
+            Tolerance::EXACT,
+        )?;
         let head = pollster::block_on(b.download(&buf, 0, 7)).expect("download failed");
-        compare(&format!("zeroed head len {len}"), &head, &[0.0; 7], Tolerance::EXACT)?;
+        compare(
+            &format!("zeroed head len {len}"),
+            &head,
+            &[0.0; 7],
+            Tolerance::EXACT,
+        )?;
     }
     Ok(())
 }
@@ -170,7 +184,13 @@ pub fn check_transfers<B: Backend>(b: &B) -> CheckResult {
 pub fn check_gemm<B: Backend>(b: &B, tol: Tolerance) -> CheckResult {
     let r = ReferenceBackend;
     let mut data = Data::new(2);
-    let sizes = [(1, 1, 1), (7, 5, 3), (16, 33, 17), (65, 9, 130), (33, 64, 64)];
+    let sizes = [
+        (1, 1, 1),
+        (7, 5, 3),
+        (16, 33, 17),
+        (65, 9, 130),
+        (33, 64, 64),
+    ];
     for &(m, n, k) in &sizes {
         for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
             for &(alpha, beta) in &[(1.0f32, 0.0f32), (0.5, 1.0)] {
@@ -322,10 +342,18 @@ pub fn check_input_layer<B: Backend>(b: &B, tol: Tolerance) -> CheckResult {
                         let (idx, dense) = probe_data(&mut data, kind, n_dirs, dim);
                         let points = data.uniform(n_points * dim, -1.0, 1.0);
                         let params = data.uniform(2 + width * (dim + 1), -1.0, 1.0);
-                        let (ib, db, xb, pb) =
-                            (up_idx(b, &idx), up(b, &dense), up(b, &points), up(b, &params));
-                        let (ir, dr, xr, pr) =
-                            (up_idx(&r, &idx), up(&r, &dense), up(&r, &points), up(&r, &params));
+                        let (ib, db, xb, pb) = (
+                            up_idx(b, &idx),
+                            up(b, &dense),
+                            up(b, &points),
+                            up(b, &params),
+                        );
+                        let (ir, dr, xr, pr) = (
+                            up_idx(&r, &idx),
+                            up(&r, &dense),
+                            up(&r, &points),
+                            up(&r, &params),
+                        );
                         let probes_b = Probes::<B> {
                             kind,
                             indices: &ib,
@@ -341,7 +369,12 @@ pub fn check_input_layer<B: Backend>(b: &B, tol: Tolerance) -> CheckResult {
                         b.input_layer_forward(shape, dim, &xb, &probes_b, &pb, 2, &mut zb);
                         r.input_layer_forward(shape, dim, &xr, &probes_r, &pr, 2, &mut zr);
                         let case = format!("input layer forward {kind:?} d={dim} {shape:?}");
-                        compare(&case, &dl(b, &zb, shape.len()), &dl(&r, &zr, shape.len()), tol)?;
+                        compare(
+                            &case,
+                            &dl(b, &zb, shape.len()),
+                            &dl(&r, &zr, shape.len()),
+                            tol,
+                        )?;
                         let z_bar = data.uniform(shape.len(), -1.0, 1.0);
                         let grad = data.uniform(params.len(), -1.0, 1.0);
                         let (zbb, zbr) = (up(b, &z_bar), up(&r, &z_bar));
@@ -349,7 +382,12 @@ pub fn check_input_layer<B: Backend>(b: &B, tol: Tolerance) -> CheckResult {
                         b.input_layer_backward(shape, dim, &xb, &probes_b, &zbb, &mut gb, 2);
                         r.input_layer_backward(shape, dim, &xr, &probes_r, &zbr, &mut gr, 2);
                         let case = format!("input layer backward {kind:?} d={dim} {shape:?}");
-                        compare(&case, &dl(b, &gb, grad.len()), &dl(&r, &gr, grad.len()), tol)?;
+                        compare(
+                            &case,
+                            &dl(b, &gb, grad.len()),
+                            &dl(&r, &gr, grad.len()),
+                            tol,
+                        )?;
                     }
                 }
             }
@@ -419,8 +457,10 @@ pub fn check_residual<B: Backend>(b: &B, tol: Tolerance) -> CheckResult {
                             };
                             let (mut lb, mut lr) =
                                 (up(b, &vec![0.0; n_points]), up(&r, &vec![0.0; n_points]));
-                            let (mut mbb, mut mbr) =
-                                (up(b, &vec![0.0; shape.len()]), up(&r, &vec![0.0; shape.len()]));
+                            let (mut mbb, mut mbr) = (
+                                up(b, &vec![0.0; shape.len()]),
+                                up(&r, &vec![0.0; shape.len()]),
+                            );
                             b.pinn_residual(p, &mb, &xb, &probes_b, &gb, &mut lb, &mut mbb);
                             r.pinn_residual(p, &mr, &xr, &probes_r, &gr, &mut lr, &mut mbr);
                             let case = format!(
@@ -547,11 +587,31 @@ pub fn check_adam<B: Backend>(b: &B, tol: Tolerance) -> CheckResult {
             };
             b.adam(step, &mut pb, &mut gb, &mut mb, &mut vb);
             r.adam(step, &mut pr, &mut gr, &mut mr, &mut vr);
-            compare(&format!("adam grad zeroed len {len}"), &dl(b, &gb, len), &vec![0.0; len], Tolerance::EXACT)?;
+            compare(
+                &format!("adam grad zeroed len {len}"),
+                &dl(b, &gb, len),
+                &vec![0.0; len],
+                Tolerance::EXACT,
+            )?;
         }
-        compare(&format!("adam params len {len}"), &dl(b, &pb, len), &dl(&r, &pr, len), tol)?;
-        compare(&format!("adam m len {len}"), &dl(b, &mb, len), &dl(&r, &mr, len), tol)?;
-        compare(&format!("adam v len {len}"), &dl(b, &vb, len), &dl(&r, &vr, len), tol)?;
+        compare(
+            &format!("adam params len {len}"),
+            &dl(b, &pb, len),
+            &dl(&r, &pr, len),
+            tol,
+        )?;
+        compare(
+            &format!("adam m len {len}"),
+            &dl(b, &mb, len),
+            &dl(&r, &mr, len),
+            tol,
+        )?;
+        compare(
+            &format!("adam v len {len}"),
+            &dl(b, &vb, len),
+            &dl(&r, &vr, len),
+            tol,
+        )?;
     }
     Ok(())
 }

@@ -150,7 +150,10 @@ impl ProbeSet {
     pub fn estimate(&self, output: JetBatchRef<'_>) -> Vec<f64> {
         let shape = output.shape();
         assert_eq!(shape.width, 1, "the readout takes a scalar output");
-        assert_eq!(shape.order, self.order, "output order differs from the probe set's");
+        assert_eq!(
+            shape.order, self.order,
+            "output order differs from the probe set's"
+        );
         let mut est = vec![0.0; shape.n_points];
         if shape.collapsed {
             let top_w = common_top_weight(self).expect("collapsed batch for a non-collapsible set");
@@ -260,7 +263,9 @@ pub trait ProbeRng {
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum EstimatorError {
     /// `V` is zero or larger than the number of terms it samples from.
-    #[error("cannot sample {rand_dims} of {population} terms: V must be between 1 and {population}")]
+    #[error(
+        "cannot sample {rand_dims} of {population} terms: V must be between 1 and {population}"
+    )]
     BadRandDims {
         /// Requested `V`.
         rand_dims: usize,
@@ -410,7 +415,8 @@ impl Estimator {
                 Estimator::Dense { .. } => Err(EstimatorError::Unsupported {
                     estimator: "dense Rademacher",
                     operator: "biharmonic",
-                    reason: "E[(vᵀ∇)⁴u] equals 3·Δ²u only for Gaussian v; use the Gaussian distribution",
+                    reason:
+                        "E[(vᵀ∇)⁴u] equals 3·Δ²u only for Gaussian v; use the Gaussian distribution",
                 }),
                 Estimator::Sparse { .. } => Err(EstimatorError::Unsupported {
                     estimator: "sparse",
@@ -420,13 +426,12 @@ impl Estimator {
             },
             Operator::Partials(terms) => match *self {
                 Estimator::Exact => partial_probes(dim, terms, None, rng),
-                Estimator::Sparse { rand_dims } => {
-                    partial_probes(dim, terms, Some(rand_dims), rng)
-                }
+                Estimator::Sparse { rand_dims } => partial_probes(dim, terms, Some(rand_dims), rng),
                 Estimator::Dense { .. } => Err(EstimatorError::Unsupported {
                     estimator: "dense",
                     operator: "mixed-partial combination",
-                    reason: "dense tangents mix every partial of the same order; use sparse or exact",
+                    reason:
+                        "dense tangents mix every partial of the same order; use sparse or exact",
                 }),
             },
         }
@@ -588,7 +593,15 @@ fn partial_probes(
                         slots: spec
                             .slots
                             .iter()
-                            .map(|&(j, var)| (j, Tangent::Basis { index: var, scale: 1.0 }))
+                            .map(|&(j, var)| {
+                                (
+                                    j,
+                                    Tangent::Basis {
+                                        index: var,
+                                        scale: 1.0,
+                                    },
+                                )
+                            })
                             .collect(),
                     });
                     dirs.len() - 1

@@ -258,9 +258,7 @@ pub struct ModelTape {
 impl Model {
     /// Pushes a dense input batch through the model.
     pub fn jet_forward(&self, input: JetBatch) -> ModelTape {
-        let factor = self
-            .hard_ball_boundary
-            .then(|| ball_factor(input.as_ref()));
+        let factor = self.hard_ball_boundary.then(|| ball_factor(input.as_ref()));
         let mlp = self.mlp.jet_forward(input);
         let output = match &factor {
             Some(f) => reference::mul_forward(f.as_ref(), mlp.output.as_ref()),

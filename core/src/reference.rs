@@ -213,7 +213,11 @@ pub fn linear_forward(input: JetBatchRef<'_>, weight: &[f64], bias: &[f64]) -> J
     let shape = input.shape();
     let fan_in = shape.width;
     let fan_out = bias.len();
-    assert_eq!(weight.len(), fan_out * fan_in, "weight is not {fan_out}×{fan_in}");
+    assert_eq!(
+        weight.len(),
+        fan_out * fan_in,
+        "weight is not {fan_out}×{fan_in}"
+    );
     let out_shape = shape.with_width(fan_out);
     let mut out = JetBatch::zeros(out_shape);
     let x = input.as_slice();

@@ -406,7 +406,11 @@ impl<'b, B: Backend> Trainer<'b, B> {
             bar_b: alloc(rows * max_width, "cotangents")?,
             loss_terms: alloc(cfg.batch, "loss terms")?,
             test_points: alloc(
-                if test_resident { cfg.test_points * cfg.dim } else { chunk * cfg.dim },
+                if test_resident {
+                    cfg.test_points * cfg.dim
+                } else {
+                    chunk * cfg.dim
+                },
                 "test points",
             )?,
             test_exact: alloc(cfg.test_points, "test exact values")?,
@@ -579,7 +583,12 @@ impl<'b, B: Backend> Trainer<'b, B> {
                 ..Gemm::nt(rows, dims[l + 1], dims[l])
             };
             be.gemm(g, &b.h[l - 1], &b.params, &mut b.z[l]);
-            be.add_bias(hidden.with_width(dims[l + 1]), &b.params, b_off, &mut b.z[l]);
+            be.add_bias(
+                hidden.with_width(dims[l + 1]),
+                &b.params,
+                b_off,
+                &mut b.z[l],
+            );
         }
         let out_shape = hidden.with_width(1);
         be.pinn_residual(
@@ -755,7 +764,12 @@ impl<'b, B: Backend> Trainer<'b, B> {
                     ..Gemm::nt(n, dims[l + 1], dims[l])
                 };
                 be.gemm(g, &b.eval_h[l - 1], &b.params, &mut b.eval_z[l]);
-                be.add_bias(plain.with_width(dims[l + 1]), &b.params, b_off, &mut b.eval_z[l]);
+                be.add_bias(
+                    plain.with_width(dims[l + 1]),
+                    &b.params,
+                    b_off,
+                    &mut b.eval_z[l],
+                );
             }
             let m = be.download(&b.eval_z[n_layers - 1], 0, n).await?;
             let exact = be.download(&b.test_exact, first, n).await?;

@@ -63,7 +63,10 @@ fn independent_loss_and_gradient(cfg: &TrainConfig) -> (f64, Vec<f64>) {
             let dirs = t
                 .chunks(d)
                 .map(|row| ProbeDirection {
-                    slots: vec![(1, Tangent::Dense(row.iter().map(|&x| f64::from(x)).collect()))],
+                    slots: vec![(
+                        1,
+                        Tangent::Dense(row.iter().map(|&x| f64::from(x)).collect()),
+                    )],
                 })
                 .collect();
             (dirs, 1.0 / v as f64)
@@ -136,7 +139,11 @@ fn check(cfg: TrainConfig) {
 #[test]
 fn trainer_gradient_matches_model_gradient_sparse() {
     for collapsed in [true, false] {
-        for eq in ["sine-gordon-two-body", "allen-cahn-three-body", "poisson-two-body"] {
+        for eq in [
+            "sine-gordon-two-body",
+            "allen-cahn-three-body",
+            "poisson-two-body",
+        ] {
             check(config(EstimatorKind::Sparse, collapsed, eq));
         }
     }
@@ -145,6 +152,10 @@ fn trainer_gradient_matches_model_gradient_sparse() {
 #[test]
 fn trainer_gradient_matches_model_gradient_dense() {
     for collapsed in [true, false] {
-        check(config(EstimatorKind::Dense, collapsed, "sine-gordon-two-body"));
+        check(config(
+            EstimatorKind::Dense,
+            collapsed,
+            "sine-gordon-two-body",
+        ));
     }
 }

@@ -35,7 +35,13 @@ fn reference_training_reduces_loss_and_error() {
     }
     let last: f64 = losses[losses.len() - 20..].iter().sum::<f64>() / 20.0;
     let fin = pollster::block_on(trainer.evaluate()).unwrap();
-    eprintln!("loss {first_loss} -> {last}; rel L2 {} -> {}", initial.rel_l2, fin.rel_l2);
-    assert!(last < 0.2 * first_loss, "loss did not fall: {first_loss} -> {last}");
+    eprintln!(
+        "loss {first_loss} -> {last}; rel L2 {} -> {}",
+        initial.rel_l2, fin.rel_l2
+    );
+    assert!(
+        last < 0.2 * first_loss,
+        "loss did not fall: {first_loss} -> {last}"
+    );
     assert!(fin.rel_l2 < 0.7 * initial.rel_l2, "error did not fall");
 }

@@ -1,7 +1,7 @@
 //! The `stde_core::conformance` suite on the CUDA backend, held to `Tolerance::F32`.
 //!
 //! Without a usable CUDA device each test prints one `skipped: no CUDA device (…)` line and returns,
-//! unless `STDE_REQUIRE_GPU=1`, which turns that into a failure (`bench/gpu.sh` sets it).
+//! unless `STDE_REQUIRE_CUDA=1`, which turns that into a failure (`bench/gpu.sh` sets it).
 
 mod common;
 

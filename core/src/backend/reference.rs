@@ -41,7 +41,15 @@ fn equation_of(n: Nonlinearity) -> Equation {
 }
 
 /// `op(X)[r][c]` of a row-major matrix stored `rows × cols` (or transposed).
-fn at(buf: &[f64], off: usize, trans: bool, ld_rows: usize, ld_cols: usize, r: usize, c: usize) -> f64 {
+fn at(
+    buf: &[f64],
+    off: usize,
+    trans: bool,
+    ld_rows: usize,
+    ld_cols: usize,
+    r: usize,
+    c: usize,
+) -> f64 {
     if trans {
         buf[off + c * ld_rows + r]
     } else {
@@ -81,7 +89,10 @@ impl Backend for ReferenceBackend {
         offset: usize,
         len: usize,
     ) -> impl Future<Output = Result<Vec<f32>, BackendError>> {
-        let out: Vec<f32> = src[offset..offset + len].iter().map(|&v| v as f32).collect();
+        let out: Vec<f32> = src[offset..offset + len]
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
         std::future::ready(Ok(out))
     }
 
@@ -94,7 +105,11 @@ impl Backend for ReferenceBackend {
                         * at(b, g.b_offset, g.trans_b, g.k, g.n, p, j);
                 }
                 let ci = g.c_offset + i * g.n + j;
-                let old = if g.beta == 0.0 { 0.0 } else { f64::from(g.beta) * c[ci] };
+                let old = if g.beta == 0.0 {
+                    0.0
+                } else {
+                    f64::from(g.beta) * c[ci]
+                };
                 c[ci] = f64::from(g.alpha) * acc + old;
             }
         }
@@ -108,7 +123,13 @@ impl Backend for ReferenceBackend {
         }
     }
 
-    fn bias_grad(&self, shape: JetShape, z_bar: &Self::Buf, grad: &mut Self::Buf, bias_offset: usize) {
+    fn bias_grad(
+        &self,
+        shape: JetShape,
+        z_bar: &Self::Buf,
+        grad: &mut Self::Buf,
+        bias_offset: usize,
+    ) {
         for n in 0..shape.n_points {
             for h in 0..shape.width {
                 grad[bias_offset + h] += z_bar[n * shape.width + h];
@@ -116,7 +137,13 @@ impl Backend for ReferenceBackend {
         }
     }
 
-    fn jet_activation_forward(&self, act: Activation, shape: JetShape, z: &Self::Buf, h: &mut Self::Buf) {
+    fn jet_activation_forward(
+        &self,
+        act: Activation,
+        shape: JetShape,
+        z: &Self::Buf,
+        h: &mut Self::Buf,
+    ) {
         let out = reference::unary_forward(act.unary(), JetBatchRef::new(shape, &z[..shape.len()]));
         h[..shape.len()].copy_from_slice(out.as_slice());
     }
@@ -267,7 +294,9 @@ impl Backend for ReferenceBackend {
             let est: f64 = if shape.collapsed {
                 weight * u.get(order, 0, n, 0)
             } else {
-                (0..shape.n_dirs).map(|s| weight * u.get(order, s, n, 0)).sum()
+                (0..shape.n_dirs)
+                    .map(|s| weight * u.get(order, s, n, 0))
+                    .sum()
             };
             let u0 = u.get(0, 0, n, 0);
             let r = est + p.nonlinearity.value(u0) - forcing[n];
@@ -315,7 +344,12 @@ impl Backend for ReferenceBackend {
         let mut tmp = vec![0.0f32; out.len()];
         let philox = rng::Philox::new(seed);
         match what {
-            Sampling::BallPoints { first, n, d, stream } => {
+            Sampling::BallPoints {
+                first,
+                n,
+                d,
+                stream,
+            } => {
                 tmp.truncate(n * d);
                 rng::sample_ball_points_from(seed, stream, step, first, n, d, &mut tmp);
             }
@@ -331,7 +365,14 @@ impl Backend for ReferenceBackend {
         self.upload(out, 0, &tmp);
     }
 
-    fn adam(&self, s: AdamStep, params: &mut Self::Buf, grad: &mut Self::Buf, m: &mut Self::Buf, v: &mut Self::Buf) {
+    fn adam(
+        &self,
+        s: AdamStep,
+        params: &mut Self::Buf,
+        grad: &mut Self::Buf,
+        m: &mut Self::Buf,
+        v: &mut Self::Buf,
+    ) {
         let (b1, b2) = (f64::from(s.beta1), f64::from(s.beta2));
         let c1 = 1.0 - b1.powi(s.t as i32);
         let c2 = 1.0 - b2.powi(s.t as i32);

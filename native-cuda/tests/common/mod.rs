@@ -1,5 +1,5 @@
 //! Shared by the GPU tests: opening the CUDA backend, or skipping (with one line on stderr) when no
-//! CUDA device is usable, unless `STDE_REQUIRE_GPU=1` makes that a failure.
+//! CUDA device is usable, unless `STDE_REQUIRE_CUDA=1` makes that a failure.
 
 #![allow(dead_code)]
 
@@ -8,19 +8,19 @@ use stde_cuda::{CudaBackend, CudaParams};
 
 /// Whether a missing device must fail the test.
 pub fn gpu_required() -> bool {
-    std::env::var("STDE_REQUIRE_GPU").is_ok_and(|v| v == "1")
+    std::env::var("STDE_REQUIRE_CUDA").is_ok_and(|v| v == "1")
 }
 
 /// The backend, or `None` (after printing why) when no CUDA device is usable and none is required.
 ///
 /// # Panics
-/// If no device is usable and `STDE_REQUIRE_GPU=1`, or on any error other than `NoDevice`.
+/// If no device is usable and `STDE_REQUIRE_CUDA=1`, or on any error other than `NoDevice`.
 pub fn backend_with(params: CudaParams) -> Option<CudaBackend> {
     match CudaBackend::new(params) {
         Ok(b) => Some(b),
         Err(BackendError::NoDevice { reason, .. }) => {
             if gpu_required() {
-                panic!("STDE_REQUIRE_GPU=1 but no CUDA device is usable: {reason}");
+                panic!("STDE_REQUIRE_CUDA=1 but no CUDA device is usable: {reason}");
             }
             eprintln!("skipped: no CUDA device ({reason})");
             None
