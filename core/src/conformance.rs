@@ -5,7 +5,7 @@
 //! A backend author runs it with the [`conformance_tests!`](crate::conformance_tests) macro, which
 //! expands to one `#[test]` per primitive:
 //!
-//! ```ignore
+//! ```text
 //! stde_core::conformance_tests!(my_backend, MyBackend::new(), stde_core::conformance::Tolerance::F32);
 //! ```
 //!

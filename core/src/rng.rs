@@ -67,7 +67,9 @@ const TWO_POW_M53_F64: f64 = 1.0 / 9_007_199_254_740_992.0;
 /// The Philox4x32-10 bijection: ten rounds of the Random123 `philox4x32` function.
 ///
 /// Each round multiplies words 0 and 2 by fixed odd constants, keeps both halves of the 64-bit
-/// products, and mixes the high halves with words 1 and 3 and the round key.
+/// products, and mixes the high halves with words 1 and 3 and the round key. Branch-free and
+/// `#[inline(always)]` so that loops over counters vectorise.
+#[inline(always)]
 pub fn philox4x32(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     let mut ctr = counter;
     let mut k = key;
@@ -85,6 +87,7 @@ pub fn philox4x32(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 }
 
 /// A 24-bit uniform in `[0, 1)`: `(u >> 8) as f32 · 2⁻²⁴`, exact in f32.
+#[inline(always)]
 pub fn uniform_f32(u: u32) -> f32 {
     (u >> 8) as f32 * TWO_POW_M24_F32
 }
@@ -93,6 +96,7 @@ pub fn uniform_f32(u: u32) -> f32 {
 ///
 /// The values are the odd multiples of `2⁻²⁴`, from `2⁻²⁴` to `1 − 2⁻²⁴`, each equally likely, so the
 /// mean is exactly ½ and `ln` never sees zero.
+#[inline(always)]
 pub fn uniform_open_f32(u: u32) -> f32 {
     ((u >> 8) | 1) as f32 * TWO_POW_M24_F32
 }
@@ -122,16 +126,74 @@ pub fn rademacher_f32(u: u32) -> f32 {
     }
 }
 
-/// Box–Muller in f32 on two words: `r = sqrt(−2 ln u1)`, `θ = 2π(u2 − ½)`, returns `[r cos θ, r sin θ]`
-/// with `u1, u2` the open uniforms of `w1`, `w2`.
+/// `ln 2` split so that `e·LN2_HI` is exact for the exponents of f32.
+const LN2_HI: f32 = 0.693_145_75;
+/// `ln 2 − LN2_HI`.
+const LN2_LO: f32 = 1.428_606_8e-6;
+/// `π/2` rounded to f32.
+const PIO2_HI: f32 = 1.570_796_4;
+/// `π/2 − PIO2_HI`.
+const PIO2_LO: f32 = -4.371_139e-8;
+/// `1.5·2²³`: adding and subtracting it rounds an f32 of magnitude below 2²² to the nearest integer.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// `ln x` for a normal positive f32, by exponent extraction and the series of
+/// `ln m = 2·atanh((m − 1)/(m + 1))` on `m ∈ [√2/2, √2)`; relative error below 2e-7.
+///
+/// Written with plain f32 operations in a fixed order and no branches, so that it gives the same bits
+/// on every x86-64/aarch64/wasm32 CPU and in vectorised loops, and a WGSL or CUDA port agrees with it
+/// to rounding.
+#[inline(always)]
+pub fn ln_f32(x: f32) -> f32 {
+    let bits = x.to_bits();
+    let exponent = ((bits >> 23) & 0xff) as i32 - 127;
+    let mantissa = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    let big = mantissa > std::f32::consts::SQRT_2;
+    let m = if big { mantissa * 0.5 } else { mantissa };
+    let e = (exponent + i32::from(big)) as f32;
+    let f = m - 1.0;
+    let s = f / (2.0 + f);
+    let s2 = s * s;
+    let poly = 1.0 + s2 * (1.0 / 3.0 + s2 * (0.2 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0))));
+    e * LN2_HI + (e * LN2_LO + 2.0 * s * poly)
+}
+
+/// `(sin θ, cos θ)` for `|θ| ≤ π` (the Box–Muller angle): reduction by a two-part `π/2` to
+/// `|r| ≤ π/4`, Taylor polynomials to `r⁹` and `r¹⁰`, and a quadrant swap; absolute error below 1e-7.
+/// Deterministic and branch-free like [`ln_f32`].
+#[inline(always)]
+pub fn sin_cos_f32(theta: f32) -> (f32, f32) {
+    let j = (theta * std::f32::consts::FRAC_2_PI + ROUND_MAGIC) - ROUND_MAGIC;
+    let r = (theta - j * PIO2_HI) - j * PIO2_LO;
+    let r2 = r * r;
+    let s = r + r
+        * r2
+        * (-1.0 / 6.0 + r2 * (1.0 / 120.0 + r2 * (-1.0 / 5040.0 + r2 * (1.0 / 362_880.0))));
+    let c = 1.0
+        + r2 * (-0.5
+            + r2 * (1.0 / 24.0
+                + r2 * (-1.0 / 720.0 + r2 * (1.0 / 40_320.0 + r2 * (-1.0 / 3_628_800.0)))));
+    let quadrant = (j as i32) & 3;
+    let (sin_r, cos_r) = if quadrant & 1 == 0 { (s, c) } else { (c, -s) };
+    if quadrant & 2 == 0 {
+        (sin_r, cos_r)
+    } else {
+        (-sin_r, -cos_r)
+    }
+}
+
+/// Box–Muller in f32 on two words: `r = sqrt(−2·ln u1)`, `θ = 2π(u2 − ½)`, returns `[r cos θ, r sin θ]`
+/// with `u1, u2` the open uniforms of `w1`, `w2`, `ln` and `sin/cos` from [`ln_f32`] and
+/// [`sin_cos_f32`] (so every host backend draws identical bits; GPU ports agree to rounding).
+#[inline(always)]
 pub fn box_muller_f32(w1: u32, w2: u32) -> [f32; 2] {
     let u1 = uniform_open_f32(w1);
     let u2 = uniform_open_f32(w2);
-    let r = (-2.0 * u1.ln()).sqrt();
+    let r = (-2.0 * ln_f32(u1)).sqrt();
     // Centring the angle costs nothing (the subtraction is exact) and keeps it where GPU sin/cos are
     // accurate; the distribution of (z0, z1) is unchanged because θ is still uniform on a full turn.
-    let theta = std::f32::consts::TAU * (u2 - 0.5);
-    [r * theta.cos(), r * theta.sin()]
+    let (sin_t, cos_t) = sin_cos_f32(std::f32::consts::TAU * (u2 - 0.5));
+    [r * cos_t, r * sin_t]
 }
 
 /// Box–Muller in f64 on one whole block: words `(0, 1)` make `u1`, words `(2, 3)` make `u2`, with the
@@ -273,6 +335,7 @@ pub fn sample_ball_points(seed: u64, stream: u32, step: u32, n: usize, d: usize,
 /// # Panics
 /// If `out.len() != n·d`, if `d` needs more than `2³²` quads, or if a point index reaches `2³² − 1`.
 #[track_caller]
+#[inline(always)]
 pub fn sample_ball_points_from(
     seed: u64,
     stream: u32,
@@ -298,27 +361,107 @@ pub fn sample_ball_points_from(
         "ball points: point index {} does not fit the sub word",
         first + n
     );
-    let rng = Philox::new(seed);
+    let key = Philox::new(seed).key();
     for (row, point) in out.chunks_mut(d.max(1)).enumerate().take(n) {
         let i = (first + row) as u32;
-        for (q, chunk) in point.chunks_mut(4).enumerate() {
-            let b = rng.block_sub(stream, step, q as u32, i + 1);
-            let [z0, z1] = box_muller_f32(b[0], b[1]);
-            let [z2, z3] = box_muller_f32(b[2], b[3]);
-            chunk.copy_from_slice(&[z0, z1, z2, z3][..chunk.len()]);
+        ball_point(key, stream, step, i, point);
+    }
+}
+
+/// [`philox4x32`] on `L` counters `[c0[l], c1, c2, c3]` at once, word-major: `out[w][l]` is word `w` of
+/// lane `l`. Same bits as the scalar function, laid out for vector registers.
+#[inline(always)]
+fn philox4x32_lanes<const L: usize>(
+    c0: [u32; L],
+    c1: u32,
+    c2: u32,
+    c3: u32,
+    key: [u32; 2],
+) -> [[u32; L]; 4] {
+    let mut x = [c0, [c1; L], [c2; L], [c3; L]];
+    let mut k = key;
+    for round in 0..10 {
+        if round > 0 {
+            k = [k[0].wrapping_add(PHILOX_W0), k[1].wrapping_add(PHILOX_W1)];
         }
-        let norm = point
-            .iter()
-            .map(|&z| f64::from(z) * f64::from(z))
-            .sum::<f64>()
-            .sqrt();
-        let radius = f64::from(ball_radius(seed, stream, step, i as usize));
-        // A zero Gaussian vector cannot occur in practice (r > 0 for every open uniform), but if it
-        // did, the origin is a valid point and beats a NaN.
-        let scale = if norm > 0.0 { radius / norm } else { 0.0 };
-        for z in point.iter_mut() {
-            *z = (f64::from(*z) * scale) as f32;
+        let mut next = [[0u32; L]; 4];
+        for l in 0..L {
+            let p0 = u64::from(PHILOX_M0) * u64::from(x[0][l]);
+            let p1 = u64::from(PHILOX_M1) * u64::from(x[2][l]);
+            next[0][l] = ((p1 >> 32) as u32) ^ x[1][l] ^ k[0];
+            next[1][l] = p1 as u32;
+            next[2][l] = ((p0 >> 32) as u32) ^ x[3][l] ^ k[1];
+            next[3][l] = p0 as u32;
         }
+        x = next;
+    }
+    x
+}
+
+/// [`box_muller_f32`] on `L` pairs of words at once.
+#[inline(always)]
+fn box_muller_lanes<const L: usize>(w1: &[u32; L], w2: &[u32; L]) -> ([f32; L], [f32; L]) {
+    let mut a = [0f32; L];
+    let mut b = [0f32; L];
+    for l in 0..L {
+        let [x, y] = box_muller_f32(w1[l], w2[l]);
+        a[l] = x;
+        b[l] = y;
+    }
+    (a, b)
+}
+
+/// Fills one point of the ball sampler (see [`sample_ball_points_from`]). The loop over full quads
+/// is branch-free so that it vectorises across quads.
+#[inline(always)]
+fn ball_point(key: [u32; 2], stream: u32, step: u32, i: u32, point: &mut [f32]) {
+    let d = point.len();
+    let full = d / 4;
+    let (body, tail) = point.split_at_mut(full * 4);
+    // Lanes of quads processed together: every step below is a plain loop over the lanes, which the
+    // compiler turns into vector code (16 u32 lanes fill one AVX-512 register).
+    const LANES: usize = 16;
+    let mut groups = body.chunks_exact_mut(4 * LANES);
+    let mut q0 = 0u32;
+    for group in &mut groups {
+        let mut c0 = [0u32; LANES];
+        for (l, c) in c0.iter_mut().enumerate() {
+            *c = q0 + l as u32;
+        }
+        let words = philox4x32_lanes(c0, step, stream, i + 1, key);
+        let (z0, z1) = box_muller_lanes(&words[0], &words[1]);
+        let (z2, z3) = box_muller_lanes(&words[2], &words[3]);
+        for l in 0..LANES {
+            group[4 * l] = z0[l];
+            group[4 * l + 1] = z1[l];
+            group[4 * l + 2] = z2[l];
+            group[4 * l + 3] = z3[l];
+        }
+        q0 += LANES as u32;
+    }
+    for (q, quad) in groups.into_remainder().chunks_exact_mut(4).enumerate() {
+        let b = philox4x32([q0 + q as u32, step, stream, i + 1], key);
+        let [z0, z1] = box_muller_f32(b[0], b[1]);
+        let [z2, z3] = box_muller_f32(b[2], b[3]);
+        quad.copy_from_slice(&[z0, z1, z2, z3]);
+    }
+    if !tail.is_empty() {
+        let b = philox4x32([full as u32, step, stream, i + 1], key);
+        let [z0, z1] = box_muller_f32(b[0], b[1]);
+        let [z2, z3] = box_muller_f32(b[2], b[3]);
+        tail.copy_from_slice(&[z0, z1, z2, z3][..tail.len()]);
+    }
+    let norm = point
+        .iter()
+        .map(|&z| f64::from(z) * f64::from(z))
+        .sum::<f64>()
+        .sqrt();
+    let radius = f64::from(uniform_f32(philox4x32([i, step, stream, 0], key)[0]));
+    // A zero Gaussian vector cannot occur in practice (r > 0 for every open uniform), but if it
+    // did, the origin is a valid point and beats a NaN.
+    let scale = if norm > 0.0 { radius / norm } else { 0.0 };
+    for z in point.iter_mut() {
+        *z = (f64::from(*z) * scale) as f32;
     }
 }
 

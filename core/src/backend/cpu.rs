@@ -350,6 +350,22 @@ impl CpuBackend {
 }
 
 multiversioned! {
+    /// [`rng::sample_ball_points_from`] compiled for the detected instruction set: its polynomial
+    /// Box–Muller vectorises across quads, and plain f32 operations give the same bits at every level.
+    fn sample_ball_chunk(
+        seed: u64,
+        stream: u32,
+        step: u32,
+        first: usize,
+        n: usize,
+        d: usize,
+        out: &mut [f32],
+    ) {
+        rng::sample_ball_points_from(seed, stream, step, first, n, d, out)
+    }
+}
+
+multiversioned! {
     /// [`simd::sum_squares`], dispatched.
     fn sum_squares(x: &[f32]) -> f64 {
         simd::sum_squares(x)
@@ -959,14 +975,15 @@ impl Backend for CpuBackend {
             } => {
                 let out = &mut out[..n * d];
                 match self.stream_items(n, d) {
-                    None => rng::sample_ball_points_from(seed, stream, step, first, n, d, out),
+                    None => sample_ball_chunk(self.simd, seed, stream, step, first, n, d, out),
                     // Points are independent and addressed by index, so chunks equal the one-shot
                     // draw bit for bit.
                     Some(rows) => {
                         out.par_chunks_mut(rows * d)
                             .enumerate()
                             .for_each(|(c, chunk)| {
-                                rng::sample_ball_points_from(
+                                sample_ball_chunk(
+                                    self.simd,
                                     seed,
                                     stream,
                                     step,
