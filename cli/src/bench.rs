@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use stde_core::backend::Backend;
+use stde_core::cost::StepCost;
 use stde_core::train::{TrainConfig, Trainer};
 
 use crate::args::BenchArgs;
@@ -41,17 +42,21 @@ struct Record {
     seed: u64,
     commit: String,
     unix_time: u64,
+    flops_per_step: f64,
+    bytes_per_step: f64,
+    achieved_gflops: f64,
+    achieved_gbytes_per_second: f64,
 }
 
 const CSV_HEADER: &str = "backend,equation,dim,batch,rand_dims,width,depth,estimator,collapsed,\
 steps,warmup,seconds,steps_per_second,ms_per_step,peak_memory_bytes,final_loss,rel_l2,rel_l1,seed,\
-commit,unix_time";
+commit,unix_time,flops_per_step,bytes_per_step,achieved_gflops,achieved_gbytes_per_second";
 
 impl Record {
     fn csv_row(&self) -> String {
         let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             self.backend,
             self.equation,
             self.dim,
@@ -75,6 +80,10 @@ impl Record {
             self.seed,
             self.commit,
             self.unix_time,
+            self.flops_per_step,
+            self.bytes_per_step,
+            self.achieved_gflops,
+            self.achieved_gbytes_per_second,
         )
     }
 }
@@ -125,6 +134,16 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         "peak memory   {}",
         system::format_bytes(record.peak_memory_bytes)
     );
+    say!(
+        "work/step     {:.3e} FLOP, {:.3e} bytes (floor counted by stde_core::cost)",
+        record.flops_per_step,
+        record.bytes_per_step
+    );
+    say!(
+        "achieved      {:.1} GFLOP/s, {:.1} GB/s",
+        record.achieved_gflops,
+        record.achieved_gbytes_per_second
+    );
     say!("final loss    {:.4e}", record.final_loss);
     if let (Some(l2), Some(l1)) = (record.rel_l2, record.rel_l1) {
         say!("rel L2        {l2:.4e}");
@@ -169,7 +188,13 @@ fn measure<B: Backend>(
     } else {
         None
     };
+    let cost = StepCost::of(cfg);
+    let per_second = args.steps as f64 / seconds;
     Ok(Record {
+        flops_per_step: cost.flops,
+        bytes_per_step: cost.bytes,
+        achieved_gflops: cost.flops * per_second / 1e9,
+        achieved_gbytes_per_second: cost.bytes * per_second / 1e9,
         backend: chosen.name(),
         equation: cfg.equation.clone(),
         dim: cfg.dim,

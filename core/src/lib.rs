@@ -5,6 +5,7 @@ pub mod backend;
 pub mod batch;
 pub mod checkpoint;
 pub mod conformance;
+pub mod cost;
 pub mod estimator;
 pub mod jet;
 pub mod mlp;

@@ -1,0 +1,120 @@
+//! The floating-point operations and memory traffic of one training step, counted from the
+//! configuration: the floor every speed figure is compared with.
+//!
+//! Counts follow the data flow of `train.rs` with the paper's network (`depth` linear layers of
+//! `width` units, tanh). A multiply-add is two operations. Transcendentals are charged a nominal
+//! cost (`TRANSCENDENTAL_FLOPS`), so the totals are a floor of the arithmetic a step must do, not
+//! of the instructions a backend happens to run.
+
+use crate::train::{EstimatorKind, TrainConfig};
+
+/// Nominal operations charged for one `sin`, `cos`, `exp` or `ln`.
+pub const TRANSCENDENTAL_FLOPS: f64 = 20.0;
+
+/// Work of one step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepCost {
+    /// Floating-point operations.
+    pub flops: f64,
+    /// Bytes that must cross the memory bus at least once (parameters, their gradient and Adam
+    /// state, the residual points), assuming the per-layer activations stay in cache.
+    pub bytes: f64,
+    /// Parameters.
+    pub params: f64,
+    /// Stacked jet rows per hidden layer.
+    pub rows: f64,
+}
+
+impl StepCost {
+    /// Counts the step of `cfg`.
+    pub fn of(cfg: &TrainConfig) -> Self {
+        let n = cfg.batch as f64;
+        let d = cfg.dim as f64;
+        let h = cfg.width as f64;
+        let v = cfg.n_dirs() as f64;
+        let hidden_layers = cfg.depth.saturating_sub(2) as f64;
+        let blocks = if cfg.collapsed {
+            2.0 + v
+        } else {
+            1.0 + 2.0 * v
+        };
+        let rows = n * blocks;
+        let params = h * (d + 1.0) + hidden_layers * h * (h + 1.0) + h + 1.0;
+        // Input layer: the primal product forward and its weight gradient; one-hot tangents are a
+        // gather and a scatter of V columns, dense ones a V × d × h product each way.
+        let mut flops = 2.0 * 2.0 * n * d * h;
+        if cfg.estimator == EstimatorKind::Dense {
+            flops += 2.0 * 2.0 * v * d * h;
+        }
+        // Hidden and output layers on every stacked row: forward, input cotangent, weight gradient.
+        flops += 3.0 * 2.0 * rows * (hidden_layers * h * h + h);
+        // Jet activations (order 2): about 10 operations forward and 20 backward per value.
+        flops += 30.0 * rows * h * (cfg.depth as f64 - 1.0);
+        // Sampling: a Box–Muller pair per two coordinates, plus the norm and scaling.
+        flops += n * d * (TRANSCENDENTAL_FLOPS * 1.5 + 4.0);
+        if cfg.estimator == EstimatorKind::Dense {
+            flops += v * d;
+        }
+        // Forcing: sin and cos per coordinate of the two-body sum, a few products.
+        flops += n * d * (2.0 * TRANSCENDENTAL_FLOPS + 15.0);
+        // Adam: about 12 operations per parameter.
+        flops += 12.0 * params;
+        // Bytes: W1 read forward; its gradient read and written; Adam reads parameters, gradient and
+        // both moments and writes all four; the points are written once and read three times.
+        let w1 = h * d * 4.0;
+        let mut bytes = w1 + 2.0 * w1 + 8.0 * params * 4.0 + 4.0 * n * d * 4.0;
+        if cfg.estimator == EstimatorKind::Dense {
+            bytes += 3.0 * v * d * 4.0;
+        }
+        Self {
+            flops,
+            bytes,
+            params,
+            rows,
+        }
+    }
+
+    /// The shortest possible step in seconds on a machine with the given peak arithmetic rate
+    /// (operations per second) and memory bandwidth (bytes per second).
+    pub fn floor_seconds(&self, flops_per_second: f64, bytes_per_second: f64) -> f64 {
+        (self.flops / flops_per_second).max(self.bytes / bytes_per_second)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_layer_dominates_at_high_dimension() {
+        let cfg = TrainConfig {
+            dim: 1_000_000,
+            ..TrainConfig::default()
+        };
+        let cost = StepCost::of(&cfg);
+        let input_layer = 4.0 * 100.0 * 1e6 * 128.0;
+        assert!(
+            cost.flops > input_layer && cost.flops < 1.5 * input_layer,
+            "{cost:?}"
+        );
+        assert_eq!(
+            cost.params,
+            128.0 * 1_000_001.0 + 2.0 * 128.0 * 129.0 + 129.0
+        );
+        // Collapsed Laplacian: 2 + V blocks of N rows.
+        assert_eq!(cost.rows, 100.0 * 18.0);
+        let floor = cost.floor_seconds(1e11, 1e10);
+        assert!((floor - (cost.flops / 1e11).max(cost.bytes / 1e10)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn collapsing_removes_v_minus_one_blocks() {
+        let collapsed = StepCost::of(&TrainConfig::default());
+        let full = StepCost::of(&TrainConfig {
+            collapsed: false,
+            ..TrainConfig::default()
+        });
+        assert_eq!(full.rows - collapsed.rows, 100.0 * 15.0);
+        assert!(full.flops > collapsed.flops);
+    }
+}
