@@ -33,6 +33,19 @@ pub enum Command {
     Bench(BenchArgs),
     /// List the equations, estimators and backends.
     List,
+    /// Serve the browser page (built by web/build.sh) on 127.0.0.1 and print its address.
+    Web(WebArgs),
+}
+
+/// `stde web`.
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    /// Port on 127.0.0.1 (0 picks any free port)
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// The page's directory (relative to the working directory or the repository root)
+    #[arg(long, value_name = "DIR", default_value = "web/www")]
+    pub dir: PathBuf,
 }
 
 /// A non-negative integer flag. Negative numbers reach this parser (instead of being taken for

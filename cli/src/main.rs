@@ -11,6 +11,7 @@ mod list;
 mod plot;
 mod system;
 mod train;
+mod web;
 
 use std::process::ExitCode;
 
@@ -56,6 +57,7 @@ fn main() -> ExitCode {
             list::run();
             Ok(())
         }
+        Command::Web(args) => web::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

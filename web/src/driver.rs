@@ -1,0 +1,218 @@
+//! `Driver`: one run of the page on any backend, advanced a tick at a time. A tick enqueues a few
+//! steps, never past the next evaluation, and awaits one loss read-back; evaluations and the
+//! heatmaps' data are separate awaited calls, so the page decides when to pay for them.
+
+use serde::Serialize;
+use stde_core::backend::Backend;
+use stde_core::train::{Evaluation, TrainConfig, TrainError, Trainer};
+
+use crate::slice::{self, Slice, GRID};
+
+/// Above this many values (`cells × d`), the heatmap evaluates a two-input copy of the network
+/// instead of [`Trainer::predict`] on full-length points.
+const FULL_PREDICT_VALUES: usize = 1 << 20;
+
+/// What one tick did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Tick {
+    /// Steps completed after the tick.
+    pub step: u64,
+    /// Steps this tick ran.
+    pub ran: u64,
+    /// Loss (mean squared residual) of the tick's last step.
+    pub loss: f64,
+    /// `(step, loss)` of every step of the tick when asked for (see [`Driver::advance`]), else of
+    /// the last one only.
+    pub losses: Vec<(u64, f64)>,
+    /// Learning rate of the tick's last step.
+    pub lr: f64,
+    /// Whether an evaluation is due now (every `eval_every` steps and at the end).
+    pub evaluate: bool,
+    /// Whether all steps are done.
+    pub finished: bool,
+}
+
+/// A run driven by the page.
+#[derive(Debug)]
+pub struct Driver<'b, B: Backend> {
+    trainer: Trainer<'b, B>,
+    cells: Vec<(usize, [f64; 2])>,
+    /// `u*` at `cells`, computed on first use.
+    exact: Option<Vec<f64>>,
+}
+
+impl<'b, B: Backend> Driver<'b, B> {
+    /// Allocates the run.
+    ///
+    /// # Errors
+    /// As [`Trainer::new`].
+    pub fn new(backend: &'b B, cfg: TrainConfig) -> Result<Self, TrainError> {
+        Ok(Self {
+            trainer: Trainer::new(backend, cfg, None)?,
+            cells: slice::disk_cells(GRID),
+            exact: None,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        self.trainer.config()
+    }
+
+    /// Steps completed.
+    pub fn step(&self) -> u64 {
+        self.trainer.progress().step
+    }
+
+    /// Whether all steps are done.
+    pub fn finished(&self) -> bool {
+        self.trainer.finished()
+    }
+
+    /// Enqueues up to `max_steps` steps (at least one, and never past the next evaluation or the
+    /// end) and awaits the loss of the last, or of every one with `every_loss` (a read-back per
+    /// step: cheap on the CPU backend, a pipeline drain per step on a GPU).
+    ///
+    /// # Errors
+    /// [`TrainError::Backend`] if the device fails, [`TrainError::Diverged`] on a non-finite loss.
+    pub async fn advance(&mut self, max_steps: u64, every_loss: bool) -> Result<Tick, TrainError> {
+        let cfg = self.trainer.config();
+        let (every, total) = (cfg.eval_every, cfg.steps);
+        let step = self.step();
+        let next_eval = (step / every + 1) * every;
+        let n = max_steps
+            .max(1)
+            .min(next_eval.min(total).saturating_sub(step));
+        let mut lr = self.trainer.current_lr();
+        let mut losses = Vec::new();
+        for i in 0..n {
+            lr = self.trainer.current_lr();
+            self.trainer.step();
+            if every_loss || i + 1 == n {
+                losses.push((self.step(), self.trainer.loss().await?));
+            }
+        }
+        let (step, loss) = match losses.last() {
+            Some(&last) => last,
+            // Nothing left to run: report the latest step's loss again.
+            None => (self.step(), self.trainer.loss().await?),
+        };
+        let finished = self.finished();
+        Ok(Tick {
+            step,
+            ran: n,
+            loss,
+            losses,
+            lr,
+            evaluate: n > 0 && (step % every == 0 || finished),
+            finished,
+        })
+    }
+
+    /// The relative errors on the test set.
+    ///
+    /// # Errors
+    /// [`TrainError::Backend`] if a read fails.
+    pub async fn evaluate(&mut self) -> Result<Evaluation, TrainError> {
+        self.trainer.evaluate().await
+    }
+
+    /// The network, the exact solution and their difference on the slice `(x₁, x₂, 0, …, 0)`.
+    ///
+    /// # Errors
+    /// [`TrainError::Backend`] if a read fails.
+    pub async fn slice(&mut self) -> Result<Slice, TrainError> {
+        let dim = self.config().dim;
+        let u = if self.cells.len() * dim <= FULL_PREDICT_VALUES {
+            self.trainer
+                .predict(&slice::embed(&self.cells, dim))
+                .await?
+        } else {
+            let params = self.trainer.host_state().await?.params;
+            let small = slice::restrict_to_slice(&self.config().mlp_shape(), &params);
+            let pts: Vec<f64> = self.cells.iter().flat_map(|(_, x)| *x).collect();
+            small.eval(&pts)
+        };
+        let step = self.step();
+        let exact = match &self.exact {
+            Some(e) => e,
+            None => self
+                .exact
+                .insert(slice::exact_values(self.trainer.problem(), &self.cells)),
+        };
+        Ok(slice::assemble(GRID, step, &self.cells, &u, exact))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::form::default_config;
+    use stde_core::backend::CpuBackend;
+
+    fn small() -> TrainConfig {
+        TrainConfig {
+            steps: 7,
+            eval_every: 3,
+            test_points: 64,
+            ..default_config()
+        }
+    }
+
+    #[test]
+    fn ticks_stop_at_every_evaluation_and_at_the_end() {
+        let be = CpuBackend::with_threads(1);
+        let mut d = Driver::new(&be, small()).expect("config");
+        let mut seen = Vec::new();
+        while !d.finished() {
+            let t = pollster::block_on(d.advance(100, false)).expect("tick");
+            assert_eq!(t.losses, [(t.step, t.loss)]);
+            seen.push((t.step, t.ran, t.evaluate));
+        }
+        assert_eq!(seen, [(3, 3, true), (6, 3, true), (7, 1, true)]);
+    }
+
+    #[test]
+    fn tick_losses_equal_the_trainers() {
+        let be = CpuBackend::with_threads(1);
+        let cfg = small();
+        let mut d = Driver::new(&be, cfg.clone()).expect("config");
+        let mut t = Trainer::new(&be, cfg, None).expect("config");
+        let tick = pollster::block_on(d.advance(1, false)).expect("tick");
+        let tick2 = pollster::block_on(d.advance(2, true)).expect("tick");
+        let mut want = Vec::new();
+        for _ in 0..3 {
+            t.step();
+            want.push((
+                t.progress().step,
+                pollster::block_on(t.loss()).expect("loss"),
+            ));
+        }
+        assert_eq!(tick.losses, want[..1]);
+        assert_eq!(tick2.losses, want[1..]);
+        assert_eq!(tick2.loss, want[2].1);
+    }
+
+    #[test]
+    fn slice_paths_agree() {
+        // d = 1000 takes the restricted two-input path, the full path is forced by comparing
+        // with `predict` directly.
+        let be = CpuBackend::with_threads(1);
+        let cfg = TrainConfig {
+            dim: 1000,
+            ..small()
+        };
+        let mut d = Driver::new(&be, cfg).expect("config");
+        pollster::block_on(d.advance(2, false)).expect("tick");
+        let s = pollster::block_on(d.slice()).expect("slice");
+        let pts = slice::embed(&d.cells, 1000);
+        let full = pollster::block_on(d.trainer.predict(&pts)).expect("predict");
+        let got: Vec<f64> = s.u.iter().flatten().copied().collect();
+        assert_eq!(got.len(), full.len());
+        for (g, w) in got.iter().zip(&full) {
+            assert!((g - w).abs() <= 1e-9 * (1.0 + w.abs()), "{g} vs {w}");
+        }
+        assert_eq!(s.exact.iter().flatten().count(), full.len());
+        assert!(s.diff.iter().flatten().all(|v| v.is_finite()));
+    }
+}
