@@ -13,7 +13,7 @@ use stde_core::rng::streams;
 
 use crate::buffer::{RawBuf, WgpuBuf, WgpuIdx};
 use crate::context::{State, Tmp, Window, PARTIAL_SLOT, STRADDLE_SLOTS};
-use crate::kernels::{Kernel, MAX_ORDER};
+use crate::kernels::{GemmLayout, Jet2, Kernel, MAX_ORDER};
 use crate::plan::{extent, gemm_blocks, ranges, GEMM_TILE};
 use crate::WgpuBackend;
 
@@ -21,6 +21,10 @@ use crate::WgpuBackend;
 const SPLIT_TARGET: usize = 256;
 /// Fewest inner-dimension terms per split.
 const SPLIT_MIN_K: usize = 256;
+/// The same two for the simple variant on a CPU-emulated adapter: a few cores, and each split costs
+/// a reduction pass.
+const SIMPLE_SPLIT_TARGET: usize = 4;
+const SIMPLE_SPLIT_MIN_K: usize = 4096;
 
 /// `u32` of a size or index that the caller's shapes already bound (kernels index with u32).
 #[track_caller]
@@ -50,6 +54,33 @@ fn check_len(what: &str, need: usize, have: usize) {
 }
 
 impl WgpuBackend {
+    /// A grid of `groups` workgroups on x, spilling onto y above the per-dimension limit (kernels
+    /// linearise the workgroup id).
+    fn grid_2d(&self, groups: usize) -> (u32, u32) {
+        let max = self.max_groups as usize;
+        if groups <= max {
+            (u(groups), 1)
+        } else {
+            (u(max), u(groups.div_ceil(max)))
+        }
+    }
+
+    /// The `…Simple` variant and its workgroup count for `items` outputs (one invocation each) on
+    /// a software adapter, else the GPU kernel with `gpu_groups` workgroups.
+    fn pick(
+        &self,
+        gpu: Kernel,
+        simple: Kernel,
+        items: usize,
+        gpu_groups: usize,
+    ) -> (Kernel, usize) {
+        if self.simple {
+            (simple, items.div_ceil(Kernel::SIMPLE_WG))
+        } else {
+            (gpu, gpu_groups)
+        }
+    }
+
     /// Rows of `row_len` values that fit in one window.
     ///
     /// # Panics
@@ -103,21 +134,51 @@ impl WgpuBackend {
                     let wc = self.window(st, c, c_lo, c_hi);
                     // Later slices of a cut inner dimension accumulate onto the first one.
                     let beta = if p0 == 0 { g.beta } else { 1.0 };
-                    let small = mi < GEMM_TILE || nj < GEMM_TILE;
-                    let (kernel, tile) = if small {
-                        (Kernel::GemmSmall, GEMM_TILE / 4)
+                    let (kernel, grid, blocks) = if self.simple {
+                        // One invocation per 16 x 8 block of C, SIMPLE_WG per workgroup.
+                        let blocks = mi.div_ceil(16) * nj.div_ceil(8);
+                        let aligned = |w: &Window, base: u32, ld: usize| {
+                            self.vec4_ok
+                                && w.offset.is_multiple_of(16)
+                                && w.size.is_multiple_of(16)
+                                && base.is_multiple_of(4)
+                                && ld.is_multiple_of(4)
+                        };
+                        let layout = GemmLayout {
+                            trans_a: g.trans_a,
+                            trans_b: g.trans_b,
+                            load_vec4: aligned(&wa, wa.base(a_lo), lda)
+                                && aligned(&wb, wb.base(b_lo), ldb),
+                            // Whole groups of four columns, including the partial products of a
+                            // split (stride mi * nj), so a block never writes a neighbour's values.
+                            store_vec4: aligned(&wc, wc.base(c_lo), g.n) && nj.is_multiple_of(4),
+                        };
+                        let groups = blocks.div_ceil(Kernel::SIMPLE_WG);
+                        (Kernel::GemmSimple(layout), self.grid_2d(groups), groups)
                     } else {
-                        (Kernel::Gemm, GEMM_TILE)
+                        let small = mi < GEMM_TILE || nj < GEMM_TILE;
+                        let (kernel, tile) = if small {
+                            (Kernel::GemmSmall, GEMM_TILE / 4)
+                        } else {
+                            (Kernel::Gemm, GEMM_TILE)
+                        };
+                        let grid = (u(nj.div_ceil(tile)), u(mi.div_ceil(tile)));
+                        (kernel, grid, nj.div_ceil(tile) * mi.div_ceil(tile))
                     };
-                    let grid = (u(nj.div_ceil(tile)), u(mi.div_ceil(tile)));
-                    let tiles = nj.div_ceil(tile) * mi.div_ceil(tile);
-                    // A block with few tiles and a long inner dimension (the first layer: a few
-                    // hundred outputs, d terms each) would keep most of a GPU idle: split the inner
-                    // dimension across workgroup layers and add the layers in a second pass.
+                    // A block with few workgroups and a long inner dimension (the first layer: a
+                    // few hundred outputs, d terms each) would keep most of the device idle: split
+                    // the inner dimension across workgroup layers and add the layers in a second
+                    // pass. A CPU-emulated adapter has a few cores, so it splits only when its
+                    // workgroups would not even cover those.
+                    let (target, min_k) = if self.simple {
+                        (SIMPLE_SPLIT_TARGET, SIMPLE_SPLIT_MIN_K)
+                    } else {
+                        (SPLIT_TARGET, SPLIT_MIN_K)
+                    };
                     let mut splits = 1;
-                    if tiles < SPLIT_TARGET && kp >= 2 * SPLIT_MIN_K {
-                        splits = (SPLIT_TARGET / tiles)
-                            .min(kp / SPLIT_MIN_K)
+                    if blocks < target && kp >= 2 * min_k {
+                        splits = (target / blocks)
+                            .min(kp / min_k)
                             .min(self.max_groups as usize)
                             .min(self.win_elems / (mi * nj));
                     }
@@ -149,6 +210,16 @@ impl WgpuBackend {
                             u(stride),
                         ]);
                         let grid = (grid.0, grid.1, u(splits));
+                        // The layers go to the partial-product scratch (base 0, rows of nj).
+                        let kernel = match kernel {
+                            Kernel::GemmSimple(l) => Kernel::GemmSimple(GemmLayout {
+                                store_vec4: self.vec4_ok
+                                    && nj.is_multiple_of(4)
+                                    && wp.size.is_multiple_of(16),
+                                ..l
+                            }),
+                            k => k,
+                        };
                         self.dispatch_grid(st, kernel, 0, &params, &[&wa, &wb, &wp], grid);
                         let params = [
                             u(mi),
@@ -206,7 +277,13 @@ impl WgpuBackend {
                 wp.base(bias_offset),
                 wz.base(r0 * width),
             ];
-            self.dispatch(st, Kernel::AddBias, 0, &p, &[&wp, &wz], count.div_ceil(256));
+            let (kernel, groups) = self.pick(
+                Kernel::AddBias,
+                Kernel::AddBiasSimple,
+                r1 - r0,
+                count.div_ceil(256),
+            );
+            self.dispatch(st, kernel, 0, &p, &[&wp, &wz], groups);
         }
     }
 
@@ -232,7 +309,9 @@ impl WgpuBackend {
                 wz.base(r0 * width),
                 wg.base(bias_offset),
             ];
-            self.dispatch(st, Kernel::BiasGrad, 0, &p, &[&wz, &wg], width);
+            let (kernel, groups) =
+                self.pick(Kernel::BiasGrad, Kernel::BiasGradSimple, width, width);
+            self.dispatch(st, kernel, 0, &p, &[&wz, &wg], groups);
         }
     }
 
@@ -259,13 +338,6 @@ impl WgpuBackend {
         if len == 0 {
             return;
         }
-        let kernel = match (act, h_bar.is_some()) {
-            (Activation::Tanh, false) => Kernel::JetTanhForward,
-            (Activation::Tanh, true) => Kernel::JetTanhBackward,
-            (Activation::Sin, false) => Kernel::JetSinForward,
-            (Activation::Sin, true) => Kernel::JetSinBackward,
-        };
-        let order = u(shape.order);
         let head = |sh: &JetShape| {
             vec![
                 u(sh.n_points),
@@ -274,7 +346,6 @@ impl WgpuBackend {
                 u32::from(sh.collapsed),
             ]
         };
-        let groups = |sh: &JetShape| (sh.n_points * sh.width).div_ceil(64);
         let mut st = self.lock();
         let st = &mut *st;
         if len <= self.win_elems {
@@ -285,13 +356,13 @@ impl WgpuBackend {
             match h_bar {
                 None => {
                     p.push(wo.base(0));
-                    self.dispatch(st, kernel, order, &p, &[&wz, &wo], groups(&shape));
+                    self.jet_dispatch(st, act, &shape, &p, &[&wz, &wo]);
                 }
                 Some(hb) => {
                     let wh = self.window(st, hb, 0, len);
                     p.push(wh.base(0));
                     p.push(wo.base(0));
-                    self.dispatch(st, kernel, order, &p, &[&wz, &wh, &wo], groups(&shape));
+                    self.jet_dispatch(st, act, &shape, &p, &[&wz, &wh, &wo]);
                 }
             }
             return;
@@ -339,7 +410,7 @@ impl WgpuBackend {
             match h_bar {
                 None => {
                     p.push(0);
-                    self.dispatch(st, kernel, order, &p, &[&wz, &wo], groups(&sub));
+                    self.jet_dispatch(st, act, &sub, &p, &[&wz, &wo]);
                 }
                 Some(hb) => {
                     let (hid, hbuf) = self.scratch(st, STRADDLE_SLOTS + 2, bytes);
@@ -347,7 +418,7 @@ impl WgpuBackend {
                     let wh = Self::scratch_window(hid, hbuf);
                     p.push(0);
                     p.push(0);
-                    self.dispatch(st, kernel, order, &p, &[&wz, &wh, &wo], groups(&sub));
+                    self.jet_dispatch(st, act, &sub, &p, &[&wz, &wh, &wo]);
                 }
             }
             for b in 0..n_blocks {
@@ -362,6 +433,47 @@ impl WgpuBackend {
                 );
             }
         }
+    }
+
+    /// One jet activation dispatch on bound windows (`z, out` forward, `z, h_bar, out` adjoint)
+    /// with parameters `p` (the shape, then the bases).
+    fn jet_dispatch(
+        &self,
+        st: &mut State,
+        act: Activation,
+        sh: &JetShape,
+        p: &[u32],
+        wins: &[&Window],
+    ) {
+        let backward = wins.len() == 3;
+        let count = sh.n_points * sh.width;
+        // Order 2 (every training step) has its rule written out; other orders run the recursion.
+        let (kernel, lanes) = if sh.order == 2 {
+            // Four values per invocation where a software adapter can read them as one vec4.
+            let vec4 = self.simple
+                && self.vec4_ok
+                && count.is_multiple_of(4)
+                && p[4..].iter().all(|b| b.is_multiple_of(4))
+                && wins
+                    .iter()
+                    .all(|w| w.offset.is_multiple_of(16) && w.size.is_multiple_of(16));
+            let jet = Jet2 {
+                sin: matches!(act, Activation::Sin),
+                backward,
+                vec4,
+            };
+            (Kernel::Jet2(jet), if vec4 { 4 } else { 1 })
+        } else {
+            let kernel = match (act, backward) {
+                (Activation::Tanh, false) => Kernel::JetTanhForward,
+                (Activation::Tanh, true) => Kernel::JetTanhBackward,
+                (Activation::Sin, false) => Kernel::JetSinForward,
+                (Activation::Sin, true) => Kernel::JetSinBackward,
+            };
+            (kernel, 1)
+        };
+        let groups = (count / lanes).div_ceil(64);
+        self.dispatch(st, kernel, u(sh.order), p, wins, groups);
     }
 
     /// `t[s, h] = W1[h, idx[s]]` (gather) or `grad_W1[h, idx[s]] += t[s, h]` (scatter) over windows
@@ -426,7 +538,10 @@ impl WgpuBackend {
                 wx.base(r0 * len),
                 wo.base(o_offset + r0),
             ];
-            self.dispatch(st, Kernel::RowSqNorm, 0, &p, &[&wx, &wo], r1 - r0);
+            let rows = r1 - r0;
+            let (kernel, groups) =
+                self.pick(Kernel::RowSqNorm, Kernel::RowSqNormSimple, rows, rows);
+            self.dispatch(st, kernel, 0, &p, &[&wx, &wo], groups);
         }
     }
 
@@ -601,7 +716,13 @@ impl Backend for WgpuBackend {
             }
         }
         let one_block = shape.collapsed && shape.order == 1;
-        for (e0, e1) in ranges(rest, self.win_elems) {
+        // The simple kernel fills whole rows, so its windows hold whole rows.
+        let step = if self.simple {
+            self.rows_per(h) * h
+        } else {
+            self.win_elems
+        };
+        for (e0, e1) in ranges(rest, step) {
             let wt = self.window(st, &t, 0, v * h);
             let wz = self.window(st, &z.raw, n * h + e0, n * h + e1);
             let p = [
@@ -614,14 +735,13 @@ impl Backend for WgpuBackend {
                 wt.base(0),
                 wz.base(n * h + e0),
             ];
-            self.dispatch(
-                st,
+            let (kernel, groups) = self.pick(
                 Kernel::InputFill,
-                0,
-                &p,
-                &[&wt, &wz],
+                Kernel::InputFillSimple,
+                (e1 - e0) / h,
                 (e1 - e0).div_ceil(256),
             );
+            self.dispatch(st, kernel, 0, &p, &[&wt, &wz], groups);
         }
         st.tmp.insert(Tmp::Tangents, t);
     }
@@ -666,12 +786,34 @@ impl Backend for WgpuBackend {
         if shape.n_blocks() == 1 {
             return;
         }
+        let block = n * h;
+        let one_block = shape.collapsed && shape.order == 1;
+        // The slot-1 blocks: one shared block, or one per direction.
+        let slot1 = if one_block { block } else { v * block };
+        if probes.kind == ProbeKind::OneHot && slot1 <= self.win_elems && h * dim <= self.win_elems
+        {
+            // Sum and scatter in one pass (the usual case); else through the tangent sums below.
+            let wz = self.window(st, &z_bar.raw, block, block + slot1);
+            let wi = self.window(st, &probes.indices.raw, 0, v);
+            let wg = self.window(st, &grad.raw, weight_offset, weight_offset + h * dim);
+            let p = [
+                u(n),
+                u(h),
+                u(v),
+                u32::from(one_block),
+                u(dim),
+                wz.base(block),
+                wi.base(0),
+                wg.base(weight_offset),
+            ];
+            let groups = (v * h).div_ceil(64);
+            self.dispatch(st, Kernel::ColumnScatter, 0, &p, &[&wz, &wi, &wg], groups);
+            return;
+        }
         // g[s, :] = Σ_n z̄[slot-1 block of s, n, :], the cotangent of the shared tangent W1·v_s.
         let Some(g) = self.take_tmp(st, Tmp::Tangents, v * h) else {
             return;
         };
-        let block = n * h;
-        let one_block = shape.collapsed && shape.order == 1;
         assert!(
             block <= self.win_elems,
             "one block of the first layer's cotangent ({block} values) does not fit in a storage \
@@ -813,8 +955,10 @@ impl Backend for WgpuBackend {
                             wo.base(o_lo),
                             u(v),
                         ];
-                        let groups = (r1 - r0) * (s1 - s0);
-                        self.dispatch(st, Kernel::RowDots, 0, &q, &[&wx, &wy, &wo], groups);
+                        let pairs = (r1 - r0) * (s1 - s0);
+                        let (kernel, groups) =
+                            self.pick(Kernel::RowDots, Kernel::RowDotsSimple, pairs, pairs);
+                        self.dispatch(st, kernel, 0, &q, &[&wx, &wy, &wo], groups);
                     }
                 }
                 self.row_sq_norms(st, &probes.dense.raw, v, d, &dots, n + n * v);
@@ -842,7 +986,8 @@ impl Backend for WgpuBackend {
             wl.base(0),
             wb.base(0),
         ];
-        self.dispatch(st, Kernel::Residual, 0, &q, &[&wm, &wd, &wf, &wl, &wb], n);
+        let (kernel, groups) = self.pick(Kernel::Residual, Kernel::ResidualSimple, n, n);
+        self.dispatch(st, kernel, 0, &q, &[&wm, &wd, &wf, &wl, &wb], groups);
         st.tmp.insert(Tmp::Dots, dots);
     }
 
@@ -884,7 +1029,9 @@ impl Backend for WgpuBackend {
                 wg.base(r0),
                 we.base(r0),
             ];
-            self.dispatch(st, Kernel::Forcing, 0, &q, &[&wc, &wx, &wg, &we], r1 - r0);
+            let rows = r1 - r0;
+            let (kernel, groups) = self.pick(Kernel::Forcing, Kernel::ForcingSimple, rows, rows);
+            self.dispatch(st, kernel, 0, &q, &[&wc, &wx, &wg, &we], groups);
         }
     }
 
@@ -913,7 +1060,10 @@ impl Backend for WgpuBackend {
                         u(first + r0),
                         wo.base(r0 * d),
                     ];
-                    self.dispatch(st, Kernel::SampleBall, 0, &q, &[&wo], r1 - r0);
+                    let rows = r1 - r0;
+                    let (kernel, groups) =
+                        self.pick(Kernel::SampleBall, Kernel::SampleBallSimple, rows, rows);
+                    self.dispatch(st, kernel, 0, &q, &[&wo], groups);
                 }
             }
             Sampling::Rademacher { count } | Sampling::Gaussian { count } => {

@@ -13,12 +13,15 @@ use stde_core::backend::BackendError;
 
 use crate::buffer::{Chunk, RawBuf};
 use crate::kernels::{Access, Kernel};
+use crate::profile::Profile;
 use crate::{WgpuBackend, BACKEND};
 
 /// Bytes of one dispatch's parameter slot (WebGPU's largest uniform offset alignment).
 pub(crate) const SLOT: usize = 256;
 /// Size of the uniform ring: dispatches per submission before a forced flush.
 pub(crate) const RING_BYTES: u64 = 1024 * SLOT as u64;
+/// Size of the upload ring: small uploads staged per submission.
+pub(crate) const UPLOAD_RING_BYTES: u64 = 1 << 20;
 /// Submissions allowed in flight before recording waits for the oldest (native only), so that a
 /// long run without read-backs cannot queue unbounded work.
 #[cfg(not(target_arch = "wasm32"))]
@@ -75,6 +78,8 @@ pub(crate) struct State {
     encoder: Option<wgpu::CommandEncoder>,
     /// The parameter slots of the dispatches recorded since the last submission.
     uniforms: Vec<u8>,
+    /// The bytes of the small uploads recorded since the last submission (see `write`).
+    uploads: Vec<u8>,
     pipelines: HashMap<(Kernel, u32), wgpu::ComputePipeline>,
     layouts: HashMap<Kernel, wgpu::BindGroupLayout>,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
@@ -84,14 +89,18 @@ pub(crate) struct State {
     pub tmp: HashMap<Tmp, RawBuf>,
     #[cfg(not(target_arch = "wasm32"))]
     in_flight: VecDeque<wgpu::SubmissionIndex>,
+    /// Counters (always) and per-kernel times (when `profiling`).
+    pub profile: Profile,
+    /// Whether every dispatch is submitted and waited for alone, to time it.
+    pub profiling: bool,
 }
 
 /// What one storage binding of a dispatch binds.
 pub(crate) struct Window {
     id: u64,
     buffer: wgpu::Buffer,
-    offset: u64,
-    size: u64,
+    pub offset: u64,
+    pub size: u64,
     /// The logical value at the start of the binding: kernels index `value − origin`.
     pub origin: usize,
     /// Copies from a straddle scratch back to the chunks, recorded after a writing dispatch:
@@ -156,7 +165,13 @@ impl WgpuBackend {
             self.queue.write_buffer(&self.ring, 0, &st.uniforms);
             st.uniforms.clear();
         }
+        if !st.uploads.is_empty() {
+            // Likewise the upload ring (see `write`).
+            self.queue.write_buffer(&self.upload_ring, 0, &st.uploads);
+            st.uploads.clear();
+        }
         let _index = self.queue.submit([encoder.finish()]);
+        st.profile.submits += 1;
         #[cfg(not(target_arch = "wasm32"))]
         {
             st.in_flight.push_back(_index);
@@ -190,9 +205,17 @@ impl WgpuBackend {
         let chunks: Vec<Chunk> = (0..n_chunks)
             .map(|c| {
                 let elems = (len - (c * ce).min(len)).min(ce);
+                // Whole 16-byte groups, so that a kernel may bind the buffer as vec4 values
+                // without losing its last ones (a chunk is a multiple of `align`, so this stays
+                // within it whenever `vec4_ok`).
+                let mut size = elems.max(1) as u64 * 4;
+                if self.vec4_ok {
+                    size = size.next_multiple_of(16);
+                }
+                self.buffers_created.fetch_add(1, Ordering::Relaxed);
                 let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(what),
-                    size: elems.max(1) as u64 * 4,
+                    size,
                     usage: wgpu::BufferUsages::STORAGE
                         | wgpu::BufferUsages::COPY_SRC
                         | wgpu::BufferUsages::COPY_DST,
@@ -253,6 +276,7 @@ impl WgpuBackend {
             .max(1 << 16)
             .min(self.bind_bytes)
             .max(bytes);
+        self.buffers_created.fetch_add(1, Ordering::Relaxed);
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("stde scratch"),
             size,
@@ -294,8 +318,10 @@ impl WgpuBackend {
         dst: &wgpu::Buffer,
         dst_off: u64,
     ) {
+        let pieces = raw.pieces(lo, hi);
+        st.profile.copies += pieces.len() as u64;
         let enc = self.encoder(st);
-        for (chunk, off, count, rel) in raw.pieces(lo, hi) {
+        for (chunk, off, count, rel) in pieces {
             enc.copy_buffer_to_buffer(
                 &chunk.buffer,
                 off as u64 * 4,
@@ -316,8 +342,10 @@ impl WgpuBackend {
         lo: usize,
         hi: usize,
     ) {
+        let pieces = raw.pieces(lo, hi);
+        st.profile.copies += pieces.len() as u64;
         let enc = self.encoder(st);
-        for (chunk, off, count, rel) in raw.pieces(lo, hi) {
+        for (chunk, off, count, rel) in pieces {
             enc.copy_buffer_to_buffer(
                 src,
                 src_off + rel as u64 * 4,
@@ -454,6 +482,7 @@ impl WgpuBackend {
                 bind_group_layouts: &[Some(&layout)],
                 immediate_size: 0,
             });
+        st.profile.pipelines_created += 1;
         let pipeline = self
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -504,6 +533,7 @@ impl WgpuBackend {
                 }),
             });
         }
+        st.profile.bind_groups_created += 1;
         let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(kernel.name()),
             layout: &layout,
@@ -566,14 +596,26 @@ impl WgpuBackend {
             return;
         }
         self.purge_freed(st);
+        let pipeline = self.pipeline(st, kernel, order);
+        let bind_group = self.bind_group(st, kernel, wins);
+        st.profile.kernels.entry(kernel).or_default().dispatches += 1;
+        // Profiling: finish what was recorded before (copies, uploads) so that the dispatch is
+        // timed alone (pipeline and bind group creation above are host work, left out).
+        #[cfg(not(target_arch = "wasm32"))]
+        let started = if st.profiling {
+            let t = std::time::Instant::now();
+            self.flush_and_wait(st);
+            st.profile.other_seconds += t.elapsed().as_secs_f64();
+            Some(std::time::Instant::now())
+        } else {
+            None
+        };
         if st.uniforms.len() + SLOT > RING_BYTES as usize {
             self.flush(st);
         }
         let offset = st.uniforms.len();
         st.uniforms.extend_from_slice(bytemuck::cast_slice(params));
         st.uniforms.resize(offset + SLOT, 0);
-        let pipeline = self.pipeline(st, kernel, order);
-        let bind_group = self.bind_group(st, kernel, wins);
         let enc = self.encoder(st);
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -591,6 +633,18 @@ impl WgpuBackend {
                 }
             }
         }
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(t) = started {
+            self.flush_and_wait(st);
+            st.profile.kernels.entry(kernel).or_default().seconds += t.elapsed().as_secs_f64();
+        }
+    }
+
+    /// Submits what was recorded and waits for the device to finish it (profiling only).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn flush_and_wait(&self, st: &mut State) {
+        self.flush(st);
+        let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
     }
 
     /// Uploads host values into `[offset, offset + len)` of `raw`.
@@ -600,6 +654,32 @@ impl WgpuBackend {
             return;
         }
         let mut st = self.lock();
+        let n = bytes.len();
+        if n <= UPLOAD_RING_BYTES as usize / 4 {
+            // Small uploads (a step's probe indices) go through the upload ring: the bytes are
+            // written to it just before the next submission and copied from it by a command
+            // recorded in order, so nothing needs submitting now.
+            if st.uploads.len() + n > UPLOAD_RING_BYTES as usize {
+                self.flush(&mut st);
+            }
+            let at = st.uploads.len() as u64;
+            st.uploads.extend_from_slice(bytes);
+            st.profile.staged_uploads += 1;
+            let pieces = raw.pieces(offset, offset + len);
+            st.profile.copies += pieces.len() as u64;
+            let enc = self.encoder(&mut st);
+            for (chunk, off, count, rel) in pieces {
+                enc.copy_buffer_to_buffer(
+                    &self.upload_ring,
+                    at + rel as u64 * 4,
+                    &chunk.buffer,
+                    off as u64 * 4,
+                    count as u64 * 4,
+                );
+            }
+            return;
+        }
+        st.profile.direct_uploads += 1;
         // Queue writes land before the next submission: submit what was recorded first, or work
         // enqueued before this upload would see the new values.
         self.flush(&mut st);
@@ -619,6 +699,8 @@ impl WgpuBackend {
         offset: usize,
         len: usize,
     ) -> impl Future<Output = Result<Vec<f32>, BackendError>> + '_ {
+        #[cfg(not(target_arch = "wasm32"))]
+        let timer = std::time::Instant::now();
         // Everything up to the submission happens now, so later work cannot leak into the result.
         let started = self.start_read(raw, offset, len);
         async move {
@@ -669,6 +751,14 @@ impl WgpuBackend {
                     }
                 }
             }
+            {
+                let mut st = self.lock();
+                st.profile.downloads += 1;
+                #[cfg(not(target_arch = "wasm32"))]
+                if st.profiling {
+                    st.profile.download_seconds += timer.elapsed().as_secs_f64();
+                }
+            }
             if let Some(e) = self.fault() {
                 return Err(e);
             }
@@ -702,18 +792,21 @@ impl WgpuBackend {
             let pos = st.staging.iter().position(|s| s.size() >= bytes);
             let staging = match pos {
                 Some(i) => st.staging.swap_remove(i),
-                None => self.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("stde read-back"),
-                    // Rounded up so that the buffer serves later reads too, within the buffer
-                    // limit.
-                    size: bytes
-                        .next_power_of_two()
-                        .max(1 << 12)
-                        .min(self.chunk_elems as u64 * 4)
-                        .max(bytes),
-                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                    mapped_at_creation: false,
-                }),
+                None => {
+                    self.buffers_created.fetch_add(1, Ordering::Relaxed);
+                    self.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("stde read-back"),
+                        // Rounded up so that the buffer serves later reads too, within the buffer
+                        // limit.
+                        size: bytes
+                            .next_power_of_two()
+                            .max(1 << 12)
+                            .min(self.chunk_elems as u64 * 4)
+                            .max(bytes),
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    })
+                }
             };
             self.copy_out(&mut st, raw, offset + a, offset + b, &staging, 0);
             plan.push((staging, bytes));

@@ -2,9 +2,16 @@
 //! bindings and the fields of its uniform parameter block.
 //!
 //! A kernel's source is a generated prelude (`const K: u32 = 4u;` and friends, so the jet order is
-//! a compile-time constant that sizes private arrays) followed by real `.wgsl` files embedded with
-//! `include_str!`: `common.wgsl` (math), optionally `philox.wgsl` or an activation rule, then the
-//! kernel's own file. Nothing is spliced into the middle of a file.
+//! a compile-time constant that sizes private arrays; `TRANS_A`/`TRANS_B` for a
+//! [`Kernel::GemmSimple`] layout) followed by real `.wgsl` files embedded with `include_str!`:
+//! `common.wgsl` (math), optionally `philox.wgsl`, an activation rule or an operand loader and
+//! result writer, then the kernel's own file. Nothing is spliced into the middle of a file.
+//!
+//! Kernels come in two families (see [`crate::KernelVariant`]): the GPU kernels, which reduce and
+//! tile through workgroup memory, and `…Simple` variants for CPU-emulated adapters, which do one
+//! output (or one register block) per invocation with no workgroup memory and no barriers. A simple
+//! variant has the bindings and parameter block of its GPU counterpart, so the host code only
+//! changes the kernel and the grid.
 //!
 //! Every kernel has one entry point, `main`, and one bind group: binding 0 is its uniform parameter
 //! block (a slot of a dynamic-offset ring buffer), bindings 1.. are storage buffers in the order
@@ -22,20 +29,40 @@ const GEMM: &str = include_str!("shaders/gemm.wgsl");
 const GEMM_TILE64: &str = include_str!("shaders/gemm_tile64.wgsl");
 const GEMM_TILE16: &str = include_str!("shaders/gemm_tile16.wgsl");
 const GEMM_REDUCE: &str = include_str!("shaders/gemm_reduce.wgsl");
+const GEMM_SIMPLE: &str = include_str!("shaders/gemm_simple.wgsl");
+const GEMM_LOAD_VEC4: &str = include_str!("shaders/gemm_load_vec4.wgsl");
+const GEMM_LOAD_SCALAR: &str = include_str!("shaders/gemm_load_scalar.wgsl");
+const GEMM_STORE_VEC4: &str = include_str!("shaders/gemm_store_vec4.wgsl");
+const GEMM_STORE_SCALAR: &str = include_str!("shaders/gemm_store_scalar.wgsl");
 const ADD_BIAS: &str = include_str!("shaders/add_bias.wgsl");
+const ADD_BIAS_SIMPLE: &str = include_str!("shaders/add_bias_simple.wgsl");
 const BIAS_GRAD: &str = include_str!("shaders/bias_grad.wgsl");
+const BIAS_GRAD_SIMPLE: &str = include_str!("shaders/bias_grad_simple.wgsl");
 const JET_FORWARD: &str = include_str!("shaders/jet_forward.wgsl");
 const JET_BACKWARD: &str = include_str!("shaders/jet_backward.wgsl");
+const DERIV_TANH: &str = include_str!("shaders/deriv_tanh.wgsl");
+const DERIV_SIN: &str = include_str!("shaders/deriv_sin.wgsl");
+const JET2_FORWARD: &str = include_str!("shaders/jet2_forward.wgsl");
+const JET2_BACKWARD: &str = include_str!("shaders/jet2_backward.wgsl");
+const JET2_LANES1: &str = include_str!("shaders/jet2_lanes1.wgsl");
+const JET2_LANES4: &str = include_str!("shaders/jet2_lanes4.wgsl");
 const INPUT_GATHER: &str = include_str!("shaders/input_gather.wgsl");
 const INPUT_FILL: &str = include_str!("shaders/input_fill.wgsl");
+const INPUT_FILL_SIMPLE: &str = include_str!("shaders/input_fill_simple.wgsl");
 const COLUMN_SUMS: &str = include_str!("shaders/column_sums.wgsl");
 const SCATTER_ADD: &str = include_str!("shaders/scatter_add.wgsl");
+const COLUMN_SCATTER: &str = include_str!("shaders/column_scatter.wgsl");
 const ROW_SQ_NORM: &str = include_str!("shaders/row_sq_norm.wgsl");
+const ROW_SQ_NORM_SIMPLE: &str = include_str!("shaders/row_sq_norm_simple.wgsl");
 const ROW_DOTS: &str = include_str!("shaders/row_dots.wgsl");
+const ROW_DOTS_SIMPLE: &str = include_str!("shaders/row_dots_simple.wgsl");
 const GATHER_DOTS: &str = include_str!("shaders/gather_dots.wgsl");
 const RESIDUAL: &str = include_str!("shaders/residual.wgsl");
+const RESIDUAL_SIMPLE: &str = include_str!("shaders/residual_simple.wgsl");
 const FORCING: &str = include_str!("shaders/forcing.wgsl");
+const FORCING_SIMPLE: &str = include_str!("shaders/forcing_simple.wgsl");
 const SAMPLE_BALL: &str = include_str!("shaders/sample_ball.wgsl");
+const SAMPLE_BALL_SIMPLE: &str = include_str!("shaders/sample_ball_simple.wgsl");
 const SAMPLE_FLAT: &str = include_str!("shaders/sample_flat.wgsl");
 const ADAM: &str = include_str!("shaders/adam.wgsl");
 
@@ -48,6 +75,79 @@ pub enum Access {
     ReadWrite,
 }
 
+/// The operand layout a [`Kernel::GemmSimple`] variant is compiled for: the transposes
+/// (compile-time constants, so that the block loads have no run-time branches) and whether
+/// operands and result are accessed four values at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GemmLayout {
+    /// `A` is stored transposed.
+    pub trans_a: bool,
+    /// `B` is stored transposed.
+    pub trans_b: bool,
+    /// `A` and `B` are bound as `array<vec4<f32>>`: needs bases, row lengths and window offsets
+    /// that are multiples of four values (the host checks).
+    pub load_vec4: bool,
+    /// `C` is bound as `array<vec4<f32>>`: needs its base, row length, block width and window
+    /// offset to be multiples of four values (the host checks).
+    pub store_vec4: bool,
+}
+
+impl GemmLayout {
+    /// All sixteen layouts.
+    pub const ALL: [GemmLayout; 16] = {
+        let mut out = [GemmLayout {
+            trans_a: false,
+            trans_b: false,
+            load_vec4: false,
+            store_vec4: false,
+        }; 16];
+        let mut i = 0;
+        while i < 16 {
+            out[i] = GemmLayout {
+                trans_a: i & 1 != 0,
+                trans_b: i & 2 != 0,
+                load_vec4: i & 4 != 0,
+                store_vec4: i & 8 != 0,
+            };
+            i += 1;
+        }
+        out
+    };
+}
+
+/// Which order-2 jet kernel a [`Kernel::Jet2`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Jet2 {
+    /// sin rather than tanh.
+    pub sin: bool,
+    /// The adjoint rather than the rule.
+    pub backward: bool,
+    /// Four values per invocation, read and written as vec4 (software adapters, on batches whose
+    /// block stride, bases and windows are multiples of four values).
+    pub vec4: bool,
+}
+
+impl Jet2 {
+    /// All eight.
+    pub const ALL: [Jet2; 8] = {
+        let mut out = [Jet2 {
+            sin: false,
+            backward: false,
+            vec4: false,
+        }; 8];
+        let mut i = 0;
+        while i < 8 {
+            out[i] = Jet2 {
+                sin: i & 1 != 0,
+                backward: i & 2 != 0,
+                vec4: i & 4 != 0,
+            };
+            i += 1;
+        }
+        out
+    };
+}
+
 /// Every compute kernel of the backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kernel {
@@ -57,10 +157,16 @@ pub enum Kernel {
     GemmSmall,
     /// Sum of the partial products of a split inner dimension.
     GemmReduce,
+    /// Matrix product for software adapters: register blocks, no workgroup memory.
+    GemmSimple(GemmLayout),
     /// Bias added to primal rows.
     AddBias,
+    /// Bias added to primal rows, one invocation per row.
+    AddBiasSimple,
     /// Bias gradient: reduction over points.
     BiasGrad,
+    /// Bias gradient, one invocation per feature.
+    BiasGradSimple,
     /// Jet rule of tanh.
     JetTanhForward,
     /// Adjoint of the jet rule of tanh.
@@ -69,26 +175,42 @@ pub enum Kernel {
     JetSinForward,
     /// Adjoint of the jet rule of sin.
     JetSinBackward,
+    /// A jet rule or its adjoint at order 2 (the training steps' order), written out.
+    Jet2(Jet2),
     /// One-hot first layer: gather of the probed columns of `W1`.
     InputGather,
     /// First layer: the non-primal rows from the shared tangents.
     InputFill,
+    /// First layer's non-primal rows, one invocation per row.
+    InputFillSimple,
     /// First layer adjoint: per-direction sums of the slot-1 cotangents over points.
     ColumnSums,
     /// One-hot first layer adjoint: scatter-add into the probed columns of `∂W1`.
     ScatterAdd,
+    /// [`Kernel::ColumnSums`] and [`Kernel::ScatterAdd`] in one pass, when both fit a binding.
+    ColumnScatter,
     /// Squared norms of rows.
     RowSqNorm,
+    /// Squared norms of rows, one invocation per row.
+    RowSqNormSimple,
     /// Dot products of point rows with dense probe rows.
     RowDots,
+    /// Dot products, one invocation per (point, probe) pair.
+    RowDotsSimple,
     /// Coordinates of points at one-hot probe indices.
     GatherDots,
     /// PINN residual, loss terms and output cotangent.
     Residual,
+    /// PINN residual, one invocation per point.
+    ResidualSimple,
     /// Closed-form forcing and exact values.
     Forcing,
+    /// Closed-form forcing, one invocation per point.
+    ForcingSimple,
     /// Unit-ball points.
     SampleBall,
+    /// Unit-ball points, one invocation per point.
+    SampleBallSimple,
     /// Flat Rademacher or Gaussian fills.
     SampleFlat,
     /// Fused Adam update.
@@ -99,29 +221,59 @@ use Access::{Read, ReadWrite};
 
 impl Kernel {
     /// All kernels.
-    pub const ALL: [Kernel; 21] = [
-        Kernel::Gemm,
-        Kernel::GemmSmall,
-        Kernel::GemmReduce,
-        Kernel::AddBias,
-        Kernel::BiasGrad,
-        Kernel::JetTanhForward,
-        Kernel::JetTanhBackward,
-        Kernel::JetSinForward,
-        Kernel::JetSinBackward,
-        Kernel::InputGather,
-        Kernel::InputFill,
-        Kernel::ColumnSums,
-        Kernel::ScatterAdd,
-        Kernel::RowSqNorm,
-        Kernel::RowDots,
-        Kernel::GatherDots,
-        Kernel::Residual,
-        Kernel::Forcing,
-        Kernel::SampleBall,
-        Kernel::SampleFlat,
-        Kernel::Adam,
-    ];
+    pub const ALL: [Kernel; 54] = {
+        let fixed = [
+            Kernel::Gemm,
+            Kernel::GemmSmall,
+            Kernel::GemmReduce,
+            Kernel::AddBias,
+            Kernel::AddBiasSimple,
+            Kernel::BiasGrad,
+            Kernel::BiasGradSimple,
+            Kernel::JetTanhForward,
+            Kernel::JetTanhBackward,
+            Kernel::JetSinForward,
+            Kernel::JetSinBackward,
+            Kernel::InputGather,
+            Kernel::InputFill,
+            Kernel::InputFillSimple,
+            Kernel::ColumnSums,
+            Kernel::ScatterAdd,
+            Kernel::ColumnScatter,
+            Kernel::RowSqNorm,
+            Kernel::RowSqNormSimple,
+            Kernel::RowDots,
+            Kernel::RowDotsSimple,
+            Kernel::GatherDots,
+            Kernel::Residual,
+            Kernel::ResidualSimple,
+            Kernel::Forcing,
+            Kernel::ForcingSimple,
+            Kernel::SampleBall,
+            Kernel::SampleBallSimple,
+            Kernel::SampleFlat,
+            Kernel::Adam,
+        ];
+        let mut out = [Kernel::Gemm; 54];
+        let mut i = 0;
+        while i < fixed.len() {
+            out[i] = fixed[i];
+            i += 1;
+        }
+        let mut j = 0;
+        while j < GemmLayout::ALL.len() {
+            out[i] = Kernel::GemmSimple(GemmLayout::ALL[j]);
+            i += 1;
+            j += 1;
+        }
+        j = 0;
+        while j < Jet2::ALL.len() {
+            out[i] = Kernel::Jet2(Jet2::ALL[j]);
+            i += 1;
+            j += 1;
+        }
+        out
+    };
 
     /// A label for pipelines and error messages.
     pub fn name(self) -> &'static str {
@@ -129,26 +281,76 @@ impl Kernel {
             Kernel::Gemm => "gemm",
             Kernel::GemmSmall => "gemm_small",
             Kernel::GemmReduce => "gemm_reduce",
+            Kernel::GemmSimple(l) => {
+                const NAMES: [&str; 16] = [
+                    "gemm_simple_nn",
+                    "gemm_simple_tn",
+                    "gemm_simple_nt",
+                    "gemm_simple_tt",
+                    "gemm_simple_nn_load4",
+                    "gemm_simple_tn_load4",
+                    "gemm_simple_nt_load4",
+                    "gemm_simple_tt_load4",
+                    "gemm_simple_nn_store4",
+                    "gemm_simple_tn_store4",
+                    "gemm_simple_nt_store4",
+                    "gemm_simple_tt_store4",
+                    "gemm_simple_nn_load4_store4",
+                    "gemm_simple_tn_load4_store4",
+                    "gemm_simple_nt_load4_store4",
+                    "gemm_simple_tt_load4_store4",
+                ];
+                NAMES[usize::from(l.trans_a)
+                    | usize::from(l.trans_b) << 1
+                    | usize::from(l.load_vec4) << 2
+                    | usize::from(l.store_vec4) << 3]
+            }
             Kernel::AddBias => "add_bias",
+            Kernel::AddBiasSimple => "add_bias_simple",
             Kernel::BiasGrad => "bias_grad",
+            Kernel::BiasGradSimple => "bias_grad_simple",
             Kernel::JetTanhForward => "jet_tanh_forward",
             Kernel::JetTanhBackward => "jet_tanh_backward",
             Kernel::JetSinForward => "jet_sin_forward",
             Kernel::JetSinBackward => "jet_sin_backward",
+            Kernel::Jet2(j) => {
+                const NAMES: [&str; 8] = [
+                    "jet2_tanh_forward",
+                    "jet2_sin_forward",
+                    "jet2_tanh_backward",
+                    "jet2_sin_backward",
+                    "jet2_tanh_forward_vec4",
+                    "jet2_sin_forward_vec4",
+                    "jet2_tanh_backward_vec4",
+                    "jet2_sin_backward_vec4",
+                ];
+                NAMES[usize::from(j.sin) | usize::from(j.backward) << 1 | usize::from(j.vec4) << 2]
+            }
             Kernel::InputGather => "input_gather",
             Kernel::InputFill => "input_fill",
+            Kernel::InputFillSimple => "input_fill_simple",
             Kernel::ColumnSums => "column_sums",
             Kernel::ScatterAdd => "scatter_add",
+            Kernel::ColumnScatter => "column_scatter",
             Kernel::RowSqNorm => "row_sq_norm",
+            Kernel::RowSqNormSimple => "row_sq_norm_simple",
             Kernel::RowDots => "row_dots",
+            Kernel::RowDotsSimple => "row_dots_simple",
             Kernel::GatherDots => "gather_dots",
             Kernel::Residual => "residual",
+            Kernel::ResidualSimple => "residual_simple",
             Kernel::Forcing => "forcing",
+            Kernel::ForcingSimple => "forcing_simple",
             Kernel::SampleBall => "sample_ball",
+            Kernel::SampleBallSimple => "sample_ball_simple",
             Kernel::SampleFlat => "sample_flat",
             Kernel::Adam => "adam",
         }
     }
+
+    /// Invocations per workgroup of a kernel that does one output per invocation (the `…Simple`
+    /// variants; [`Kernel::GemmSimple`] does one 16 × 8 block).
+    pub const SIMPLE_WG: usize = 8;
 
     /// Whether the source depends on the jet order `K` (one pipeline per order); other kernels are
     /// built once, with `K = 0` in their prelude.
@@ -168,22 +370,50 @@ impl Kernel {
             Kernel::Gemm => &[COMMON, GEMM_TILE64, GEMM],
             Kernel::GemmSmall => &[COMMON, GEMM_TILE16, GEMM],
             Kernel::GemmReduce => &[COMMON, GEMM_REDUCE],
+            Kernel::GemmSimple(l) => match (l.load_vec4, l.store_vec4) {
+                (false, false) => &[COMMON, GEMM_LOAD_SCALAR, GEMM_STORE_SCALAR, GEMM_SIMPLE],
+                (true, false) => &[COMMON, GEMM_LOAD_VEC4, GEMM_STORE_SCALAR, GEMM_SIMPLE],
+                (false, true) => &[COMMON, GEMM_LOAD_SCALAR, GEMM_STORE_VEC4, GEMM_SIMPLE],
+                (true, true) => &[COMMON, GEMM_LOAD_VEC4, GEMM_STORE_VEC4, GEMM_SIMPLE],
+            },
             Kernel::AddBias => &[COMMON, ADD_BIAS],
+            Kernel::AddBiasSimple => &[COMMON, ADD_BIAS_SIMPLE],
             Kernel::BiasGrad => &[COMMON, BIAS_GRAD],
+            Kernel::BiasGradSimple => &[COMMON, BIAS_GRAD_SIMPLE],
             Kernel::JetTanhForward => &[COMMON, ACT_TANH, JET_FORWARD],
             Kernel::JetTanhBackward => &[COMMON, ACT_TANH, JET_BACKWARD],
             Kernel::JetSinForward => &[COMMON, ACT_SIN, JET_FORWARD],
             Kernel::JetSinBackward => &[COMMON, ACT_SIN, JET_BACKWARD],
+            Kernel::Jet2(j) => {
+                const PARTS: [[&str; 4]; 8] = [
+                    [COMMON, DERIV_TANH, JET2_LANES1, JET2_FORWARD],
+                    [COMMON, DERIV_SIN, JET2_LANES1, JET2_FORWARD],
+                    [COMMON, DERIV_TANH, JET2_LANES1, JET2_BACKWARD],
+                    [COMMON, DERIV_SIN, JET2_LANES1, JET2_BACKWARD],
+                    [COMMON, DERIV_TANH, JET2_LANES4, JET2_FORWARD],
+                    [COMMON, DERIV_SIN, JET2_LANES4, JET2_FORWARD],
+                    [COMMON, DERIV_TANH, JET2_LANES4, JET2_BACKWARD],
+                    [COMMON, DERIV_SIN, JET2_LANES4, JET2_BACKWARD],
+                ];
+                &PARTS[usize::from(j.sin) | usize::from(j.backward) << 1 | usize::from(j.vec4) << 2]
+            }
             Kernel::InputGather => &[COMMON, INPUT_GATHER],
             Kernel::InputFill => &[COMMON, INPUT_FILL],
+            Kernel::InputFillSimple => &[COMMON, INPUT_FILL_SIMPLE],
             Kernel::ColumnSums => &[COMMON, COLUMN_SUMS],
             Kernel::ScatterAdd => &[COMMON, SCATTER_ADD],
+            Kernel::ColumnScatter => &[COMMON, COLUMN_SCATTER],
             Kernel::RowSqNorm => &[COMMON, ROW_SQ_NORM],
+            Kernel::RowSqNormSimple => &[COMMON, ROW_SQ_NORM_SIMPLE],
             Kernel::RowDots => &[COMMON, ROW_DOTS],
+            Kernel::RowDotsSimple => &[COMMON, ROW_DOTS_SIMPLE],
             Kernel::GatherDots => &[COMMON, GATHER_DOTS],
             Kernel::Residual => &[COMMON, RESIDUAL],
+            Kernel::ResidualSimple => &[COMMON, RESIDUAL_SIMPLE],
             Kernel::Forcing => &[COMMON, FORCING],
+            Kernel::ForcingSimple => &[COMMON, FORCING_SIMPLE],
             Kernel::SampleBall => &[COMMON, PHILOX, SAMPLE_BALL],
+            Kernel::SampleBallSimple => &[COMMON, PHILOX, SAMPLE_BALL_SIMPLE],
             Kernel::SampleFlat => &[COMMON, PHILOX, SAMPLE_FLAT],
             Kernel::Adam => &[COMMON, ADAM],
         }
@@ -192,22 +422,25 @@ impl Kernel {
     /// Access of storage bindings `1, 2, …` (binding 0 is the uniform parameter block).
     pub fn bindings(self) -> &'static [Access] {
         match self {
-            Kernel::Gemm | Kernel::GemmSmall => &[Read, Read, ReadWrite],
+            Kernel::Gemm | Kernel::GemmSmall | Kernel::GemmSimple(_) => &[Read, Read, ReadWrite],
             Kernel::GemmReduce => &[Read, ReadWrite],
-            Kernel::AddBias => &[Read, ReadWrite],
-            Kernel::BiasGrad => &[Read, ReadWrite],
+            Kernel::AddBias | Kernel::AddBiasSimple => &[Read, ReadWrite],
+            Kernel::BiasGrad | Kernel::BiasGradSimple => &[Read, ReadWrite],
             Kernel::JetTanhForward | Kernel::JetSinForward => &[Read, ReadWrite],
-            Kernel::JetTanhBackward | Kernel::JetSinBackward => &[Read, Read, ReadWrite],
+            Kernel::Jet2(j) if !j.backward => &[Read, ReadWrite],
+            Kernel::JetTanhBackward | Kernel::JetSinBackward | Kernel::Jet2(_) => {
+                &[Read, Read, ReadWrite]
+            }
             Kernel::InputGather => &[Read, Read, ReadWrite],
-            Kernel::InputFill => &[Read, ReadWrite],
+            Kernel::InputFill | Kernel::InputFillSimple => &[Read, ReadWrite],
             Kernel::ColumnSums => &[Read, ReadWrite],
-            Kernel::ScatterAdd => &[Read, Read, ReadWrite],
-            Kernel::RowSqNorm => &[Read, ReadWrite],
-            Kernel::RowDots => &[Read, Read, ReadWrite],
+            Kernel::ScatterAdd | Kernel::ColumnScatter => &[Read, Read, ReadWrite],
+            Kernel::RowSqNorm | Kernel::RowSqNormSimple => &[Read, ReadWrite],
+            Kernel::RowDots | Kernel::RowDotsSimple => &[Read, Read, ReadWrite],
             Kernel::GatherDots => &[Read, Read, ReadWrite],
-            Kernel::Residual => &[Read, Read, Read, ReadWrite, ReadWrite],
-            Kernel::Forcing => &[Read, Read, ReadWrite, ReadWrite],
-            Kernel::SampleBall => &[ReadWrite],
+            Kernel::Residual | Kernel::ResidualSimple => &[Read, Read, Read, ReadWrite, ReadWrite],
+            Kernel::Forcing | Kernel::ForcingSimple => &[Read, Read, ReadWrite, ReadWrite],
+            Kernel::SampleBall | Kernel::SampleBallSimple => &[ReadWrite],
             Kernel::SampleFlat => &[ReadWrite],
             Kernel::Adam => &[ReadWrite, ReadWrite, ReadWrite, ReadWrite],
         }
@@ -217,7 +450,7 @@ impl Kernel {
     /// 4-byte `u32` or `f32`, so field `i` sits at byte `4·i`).
     pub fn param_names(self) -> &'static [&'static str] {
         match self {
-            Kernel::Gemm | Kernel::GemmSmall => &[
+            Kernel::Gemm | Kernel::GemmSmall | Kernel::GemmSimple(_) => &[
                 "m",
                 "n",
                 "k",
@@ -237,8 +470,10 @@ impl Kernel {
             Kernel::GemmReduce => &[
                 "m", "n", "splits", "stride", "p_base", "c_base", "ldc", "alpha", "beta",
             ],
-            Kernel::AddBias => &["count", "width", "e0", "bias_base", "z_base"],
-            Kernel::BiasGrad => &["rows", "width", "z_base", "g_base"],
+            Kernel::AddBias | Kernel::AddBiasSimple => {
+                &["count", "width", "e0", "bias_base", "z_base"]
+            }
+            Kernel::BiasGrad | Kernel::BiasGradSimple => &["rows", "width", "z_base", "g_base"],
             Kernel::JetTanhForward | Kernel::JetSinForward => &[
                 "n_points",
                 "width",
@@ -247,7 +482,15 @@ impl Kernel {
                 "z_base",
                 "h_base",
             ],
-            Kernel::JetTanhBackward | Kernel::JetSinBackward => &[
+            Kernel::Jet2(j) if !j.backward => &[
+                "n_points",
+                "width",
+                "n_dirs",
+                "collapsed",
+                "z_base",
+                "h_base",
+            ],
+            Kernel::JetTanhBackward | Kernel::JetSinBackward | Kernel::Jet2(_) => &[
                 "n_points",
                 "width",
                 "n_dirs",
@@ -259,7 +502,7 @@ impl Kernel {
             Kernel::InputGather => &[
                 "n_dirs", "h_count", "dim", "width", "h0", "w_base", "i_base", "t_base",
             ],
-            Kernel::InputFill => &[
+            Kernel::InputFill | Kernel::InputFillSimple => &[
                 "count",
                 "e0",
                 "n_points",
@@ -281,12 +524,24 @@ impl Kernel {
             Kernel::ScatterAdd => &[
                 "n_dirs", "h_count", "dim", "width", "h0", "g_base", "i_base", "t_base",
             ],
-            Kernel::RowSqNorm => &["rows", "len", "ld", "x_base", "o_base"],
-            Kernel::RowDots => &[
+            Kernel::ColumnScatter => &[
+                "n_points",
+                "width",
+                "n_dirs",
+                "one_block",
+                "dim",
+                "z_base",
+                "i_base",
+                "g_base",
+            ],
+            Kernel::RowSqNorm | Kernel::RowSqNormSimple => {
+                &["rows", "len", "ld", "x_base", "o_base"]
+            }
+            Kernel::RowDots | Kernel::RowDotsSimple => &[
                 "rows", "s_count", "dim", "x_base", "y_base", "o_base", "o_stride",
             ],
             Kernel::GatherDots => &["rows", "n_dirs", "dim", "x_base", "i_base", "o_base"],
-            Kernel::Residual => &[
+            Kernel::Residual | Kernel::ResidualSimple => &[
                 "n_points",
                 "n_dirs",
                 "order",
@@ -302,7 +557,7 @@ impl Kernel {
                 "l_base",
                 "mb_base",
             ],
-            Kernel::Forcing => &[
+            Kernel::Forcing | Kernel::ForcingSimple => &[
                 "rows",
                 "dim",
                 "n_terms",
@@ -313,7 +568,7 @@ impl Kernel {
                 "g_base",
                 "e_base",
             ],
-            Kernel::SampleBall => &[
+            Kernel::SampleBall | Kernel::SampleBallSimple => &[
                 "rows", "dim", "key0", "key1", "step", "stream", "first", "o_base",
             ],
             Kernel::SampleFlat => &[
@@ -343,6 +598,12 @@ impl Kernel {
     pub fn source(self, order: u32) -> String {
         let order = if self.depends_on_order() { order } else { 0 };
         let mut src = Self::prelude(order);
+        if let Kernel::GemmSimple(l) = self {
+            src.push_str(&format!(
+                "const TRANS_A: bool = {};\nconst TRANS_B: bool = {};\n",
+                l.trans_a, l.trans_b
+            ));
+        }
         for part in self.parts() {
             src.push('\n');
             src.push_str(part);

@@ -11,12 +11,27 @@
 //!
 //! # How it is built
 //!
-//! * Kernels are WGSL files in `src/shaders/`, addressed by [`kernels::Kernel`]; the jet order is a
-//!   generated constant prelude, and pipelines are compiled lazily once per (kernel, order).
-//! * Work is recorded into one command encoder and submitted only when data must move (an upload, a
-//!   download) or the uniform ring is full. Each dispatch's parameters live in a 256-byte slot of a
-//!   dynamic-offset uniform ring (WebGPU has no push constants), so bind groups are cached by the
-//!   buffers they bind and reused every step.
+//! * Kernels are WGSL files in `src/shaders/`, addressed by [`kernels::Kernel`]; the jet order (and
+//!   a matrix product's layout) is a generated constant prelude, and pipelines are compiled lazily
+//!   once per (kernel, order). Order 2, the order of every training step, has its own jet kernels
+//!   with the rule written out.
+//! * **Two kernel families** ([`KernelVariant`]), chosen by adapter: GPUs get tiled matrix products
+//!   staged in workgroup memory and workgroup reductions; software adapters (lavapipe, SwiftShader,
+//!   WARP: [`is_software`]) get the `…Simple` variants, which keep a 16 × 8 block of a product in
+//!   registers, read operands four values at a time where aligned, and do one output per
+//!   invocation elsewhere, with no workgroup memory and no barriers. A CPU-emulated adapter runs a
+//!   workgroup as loops over SIMD lanes and turns every buffer or workgroup-memory access into a
+//!   lane-by-lane loop, so loads, barriers and integer divisions dominate its time, not arithmetic.
+//! * Work is recorded into one command encoder and submitted only when data must come back (a
+//!   download), a large upload must land, or the uniform ring is full: a training step is one
+//!   submission. Each dispatch's parameters live in a 256-byte slot of a dynamic-offset uniform
+//!   ring (WebGPU has no push constants), so bind groups are cached by the buffers they bind and
+//!   reused every step; small uploads (a step's probe indices) are staged in an upload ring and
+//!   copied in recording order.
+//! * **Profiling.** `STDE_WGPU_PROFILE=1` (or [`WgpuBackend::set_profiling`]) times every
+//!   dispatch alone and accumulates wall time per kernel ([`Profile`]); counters of dispatches,
+//!   submissions, uploads and created objects are always kept. `examples/profile_step.rs` prints
+//!   both for training steps.
 //! * **Large problems.** WebGPU and lavapipe bind at most 128 MiB per storage buffer, yet the first
 //!   layer at d = 10⁶ is 512 MiB. Buffers are allocated up to `max_buffer_size` (and split across
 //!   several wgpu buffers beyond it); every dispatch binds *windows* of at most the binding limit,
@@ -50,12 +65,14 @@ mod buffer;
 mod context;
 pub mod kernels;
 mod plan;
+mod profile;
 
 use std::sync::{Arc, Mutex};
 
 use stde_core::backend::BackendError;
 
 pub use buffer::{WgpuBuf, WgpuIdx};
+pub use profile::{KernelTime, Profile};
 pub use wgpu;
 
 use context::State;
@@ -76,6 +93,29 @@ pub struct WgpuParams {
     /// Store at most this many bytes per wgpu buffer (default: the adapter's `max_buffer_size`);
     /// larger `Buf`s are split across several wgpu buffers. Tests lower it.
     pub max_buffer_bytes: Option<u64>,
+    /// Which family of kernel variants to use (default: by adapter). Tests force each one.
+    pub kernel_variant: KernelVariant,
+}
+
+/// The family of kernel variants a backend runs.
+///
+/// GPUs and CPU-emulated adapters want opposite code: a GPU hides latency with many small
+/// invocations sharing tiles through workgroup memory, while a software adapter (lavapipe,
+/// SwiftShader) runs each workgroup as SIMD loops on one core, where workgroup memory is ordinary
+/// memory reached lane by lane and every barrier splits the shader into resumable pieces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum KernelVariant {
+    /// [`KernelVariant::Simple`] on software adapters ([`is_software`]), else
+    /// [`KernelVariant::Tiled`]. In a browser the adapter's name is its `description`, which may be
+    /// empty, and only a fallback adapter reports the CPU device type: a page that knows better
+    /// (e.g. from `GPUAdapterInfo.architecture == "swiftshader"`) should pick the variant itself.
+    #[default]
+    Auto,
+    /// Kernels tuned for GPUs: tiled matrix products staged in workgroup memory.
+    Tiled,
+    /// Kernels tuned for CPU-emulated adapters: no workgroup memory or barriers in the matrix
+    /// products, more work per invocation, fewer and larger workgroups.
+    Simple,
 }
 
 impl Default for WgpuParams {
@@ -85,6 +125,7 @@ impl Default for WgpuParams {
             force_software: false,
             max_binding_bytes: None,
             max_buffer_bytes: None,
+            kernel_variant: KernelVariant::Auto,
         }
     }
 }
@@ -155,9 +196,20 @@ pub struct WgpuBackend {
     chunk_elems: usize,
     /// `max_compute_workgroups_per_dimension`.
     max_groups: u32,
+    /// Whether the `…Simple` kernel variants run (resolved from [`WgpuParams::kernel_variant`]).
+    simple: bool,
+    /// Whether operands may be bound as `array<vec4<f32>>`: window offsets (multiples of
+    /// `align`) and buffer sizes are then multiples of 16 bytes.
+    vec4_ok: bool,
     /// The uniform ring: one 256-byte parameter slot per dispatch of a submission.
     ring: wgpu::Buffer,
+    /// The upload ring: the small uploads of a submission, copied from here in order.
+    upload_ring: wgpu::Buffer,
     next_id: std::sync::atomic::AtomicU64,
+    /// wgpu buffers created (kept apart from [`State`] because allocation runs without its lock).
+    buffers_created: std::sync::atomic::AtomicU64,
+    /// Whether the profile is printed to stderr on drop (`STDE_WGPU_PROFILE=1`).
+    report_on_drop: bool,
     /// Ids of dropped chunks whose cached bind groups must go.
     freed: Arc<Mutex<Vec<u64>>>,
     /// A device loss or out-of-memory reported by a callback, returned by the next download.
@@ -274,12 +326,29 @@ impl WgpuBackend {
             })
             .min(chunk_bytes);
         let bind_bytes = (bind / align * align).max(4 * align);
+        let upload_ring = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("stde upload ring"),
+            size: context::UPLOAD_RING_BYTES,
+            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         let ring = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("stde uniform ring"),
             size: context::RING_BYTES,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        #[cfg(not(target_arch = "wasm32"))]
+        let profiling = std::env::var("STDE_WGPU_PROFILE").is_ok_and(|v| v == "1");
+        #[cfg(target_arch = "wasm32")]
+        let profiling = false;
+        let mut state = State::default();
+        state.profiling = profiling;
+        let simple = match params.kernel_variant {
+            KernelVariant::Auto => is_software(&info),
+            KernelVariant::Tiled => false,
+            KernelVariant::Simple => true,
+        };
         Ok(Self {
             device,
             queue,
@@ -289,11 +358,16 @@ impl WgpuBackend {
             align,
             chunk_elems: (chunk_bytes / 4) as usize,
             max_groups: limits.max_compute_workgroups_per_dimension.max(1),
+            simple,
+            vec4_ok: align.is_multiple_of(16),
             ring,
+            upload_ring,
             next_id: std::sync::atomic::AtomicU64::new(1),
+            buffers_created: std::sync::atomic::AtomicU64::new(0),
+            report_on_drop: profiling,
             freed: Arc::new(Mutex::new(Vec::new())),
             fault,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
         })
     }
 
@@ -318,5 +392,50 @@ impl WgpuBackend {
     /// Whether the adapter is a software implementation ([`is_software`]).
     pub fn is_software(&self) -> bool {
         is_software(&self.info)
+    }
+
+    /// The kernel family in use: [`KernelVariant::Auto`] resolved for the adapter.
+    pub fn kernel_variant(&self) -> KernelVariant {
+        if self.simple {
+            KernelVariant::Simple
+        } else {
+            KernelVariant::Tiled
+        }
+    }
+
+    /// Switches per-dispatch timing on or off (native only; see [`Profile`]). While on, every
+    /// dispatch is submitted and waited for alone.
+    pub fn set_profiling(&self, on: bool) {
+        let mut st = self.lock();
+        self.flush(&mut st);
+        st.profiling = on && cfg!(not(target_arch = "wasm32"));
+    }
+
+    /// The counters and times since creation or the last [`WgpuBackend::reset_profile`].
+    pub fn profile(&self) -> Profile {
+        let mut p = self.lock().profile.clone();
+        p.buffers_created = self
+            .buffers_created
+            .load(std::sync::atomic::Ordering::Relaxed);
+        p
+    }
+
+    /// Zeroes the counters and times.
+    pub fn reset_profile(&self) {
+        self.lock().profile = Profile::default();
+        self.buffers_created
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for WgpuBackend {
+    fn drop(&mut self) {
+        if self.report_on_drop {
+            eprintln!(
+                "stde-wgpu profile ({}), totals over the backend's life:\n{}",
+                self.info.name,
+                self.profile().report(1)
+            );
+        }
     }
 }

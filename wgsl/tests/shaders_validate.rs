@@ -48,6 +48,24 @@ fn every_kernel_variant_validates() {
 }
 
 #[test]
+fn kernel_names_are_distinct() {
+    // Names label pipelines and profile rows; two variants sharing one would be confused.
+    let mut names: Vec<&str> = Kernel::ALL.iter().map(|k| k.name()).collect();
+    names.sort_unstable();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(names.len(), before, "duplicate kernel names");
+    let mut all = Kernel::ALL.to_vec();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        Kernel::ALL.len(),
+        "a kernel listed twice in Kernel::ALL"
+    );
+}
+
+#[test]
 fn bindings_match_the_rust_layout() {
     for kernel in Kernel::ALL {
         let module = parse_and_validate(kernel, 2);

@@ -2,7 +2,8 @@
 //! second configuration, wgpu buffers of 96 KiB so that `Buf`s span several of them and windows
 //! straddle their boundaries) every split primitive still equals the f64 reference at d = 3000.
 //! One binding then holds 5 rows of 3000 values; the sizes are kept small because every window is
-//! a dispatch, and lavapipe needs milliseconds per dispatch.
+//! a dispatch, and lavapipe needs milliseconds per dispatch. Every case runs once per kernel
+//! family (`Tiled`, `Simple`), whatever the adapter.
 
 mod common;
 
@@ -15,14 +16,15 @@ use stde_core::batch::JetShape;
 use stde_core::conformance::{compare, Tolerance};
 use stde_core::mlp::Activation;
 use stde_core::rng::{self, Philox};
-use stde_wgpu::{WgpuBackend, WgpuParams};
+use stde_wgpu::{KernelVariant, WgpuBackend, WgpuParams};
 
 const DIM: usize = 3000;
 
-fn params(chunked: bool) -> WgpuParams {
+fn params(chunked: bool, kernel_variant: KernelVariant) -> WgpuParams {
     WgpuParams {
         max_binding_bytes: Some(64 << 10),
         max_buffer_bytes: chunked.then_some(96 << 10),
+        kernel_variant,
         ..WgpuParams::default()
     }
 }
@@ -318,53 +320,76 @@ fn point_cases(b: &WgpuBackend) {
 
 #[test]
 fn gemm_splits_by_binding_windows() {
-    let b = backend_or_skip!(params(false));
-    assert_eq!(b.max_binding_bytes(), 64 << 10);
-    gemm_cases(&b);
+    for variant in common::VARIANTS {
+        let b = backend_or_skip!(params(false, variant));
+        assert_eq!(b.max_binding_bytes(), 64 << 10);
+        gemm_cases(&b);
+    }
 }
 
 #[test]
 fn input_layer_splits_by_binding_windows() {
-    let b = backend_or_skip!(params(false));
-    input_layer_cases(&b);
+    for variant in common::VARIANTS {
+        let b = backend_or_skip!(params(false, variant));
+        input_layer_cases(&b);
+    }
 }
 
 #[test]
 fn jet_activations_split_into_sub_batches() {
-    let b = backend_or_skip!(params(false));
-    activation_cases(&b);
+    for variant in common::VARIANTS {
+        let b = backend_or_skip!(params(false, variant));
+        activation_cases(&b);
+    }
 }
 
 #[test]
 fn point_kernels_split_by_rows() {
-    let b = backend_or_skip!(params(false));
-    point_cases(&b);
+    for variant in common::VARIANTS {
+        let b = backend_or_skip!(params(false, variant));
+        point_cases(&b);
+    }
 }
 
 #[test]
 fn buffers_split_across_wgpu_buffers() {
-    let b = backend_or_skip!(params(true));
-    let big = b.alloc(DIM * 20, "test").unwrap();
-    assert!(big.n_chunks() > 1, "the test needs a multi-buffer Buf");
-    gemm_cases(&b);
-    input_layer_cases(&b);
-    activation_cases(&b);
-    point_cases(&b);
+    for variant in common::VARIANTS {
+        let b = backend_or_skip!(params(true, variant));
+        let big = b.alloc(DIM * 20, "test").unwrap();
+        assert!(big.n_chunks() > 1, "the test needs a multi-buffer Buf");
+        gemm_cases(&b);
+        input_layer_cases(&b);
+        activation_cases(&b);
+        point_cases(&b);
+    }
 }
 
 #[test]
 fn gemm_with_long_inner_dimension_matches_reference() {
     // Default limits: nothing is windowed, but blocks with few output tiles split their inner
-    // dimension across workgroup layers and add the partial products in a second pass.
-    let b = backend_or_skip!();
+    // dimension across workgroup layers and add the partial products in a second pass (the simple
+    // family only when its few workgroups would leave cores idle: the first two cases).
+    for variant in common::VARIANTS {
+        let b = backend_or_skip!(WgpuParams {
+            kernel_variant: variant,
+            ..WgpuParams::default()
+        });
+        long_inner_cases(&b);
+    }
+}
+
+fn long_inner_cases(b: &WgpuBackend) {
     let p = Pair {
-        b: &b,
+        b,
         r: ReferenceBackend,
     };
     let mut data = Data(400);
-    for (m, n, k, ta, tb, beta) in [
-        (20, 40, 30_000, false, true, 0.5f32),
-        (7, 130, 9_000, true, false, 0.0),
+    // The last case is aligned (offsets and row lengths multiples of four: vec4 loads).
+    for (m, n, k, ta, tb, beta, (a_offset, b_offset)) in [
+        (20, 40, 30_000, false, true, 0.5f32, (1, 2)),
+        (4, 8, 20_000, false, false, 1.0, (1, 2)),
+        (7, 130, 9_000, true, false, 0.0, (1, 2)),
+        (4, 8, 20_000, false, true, 0.0, (4, 8)),
     ] {
         let g = Gemm {
             m,
@@ -374,12 +399,12 @@ fn gemm_with_long_inner_dimension_matches_reference() {
             trans_b: tb,
             alpha: 1.5,
             beta,
-            a_offset: 1,
-            b_offset: 2,
+            a_offset,
+            b_offset,
             c_offset: 3,
         };
-        let (a, ar) = p.up(&data.uniform(1 + m * k, -1.0, 1.0));
-        let (bb, br) = p.up(&data.uniform(2 + k * n, -1.0, 1.0));
+        let (a, ar) = p.up(&data.uniform(a_offset + m * k, -1.0, 1.0));
+        let (bb, br) = p.up(&data.uniform(b_offset + k * n, -1.0, 1.0));
         let (mut c, mut cr) = p.up(&data.uniform(3 + m * n, -1.0, 1.0));
         b.gemm(g, &a, &bb, &mut c);
         p.r.gemm(g, &ar, &br, &mut cr);

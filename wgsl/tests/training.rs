@@ -1,12 +1,13 @@
 //! Training on the wgpu backend follows the CPU and reference backends step for step: same seed,
 //! same configuration, the same losses (to 1e-3 relative), the same first gradient and the same
-//! test error after 20 steps.
+//! test error after 20 steps, with either kernel family.
 
 mod common;
 
 use stde_core::backend::reference::ReferenceBackend;
 use stde_core::backend::{Backend, CpuBackend};
 use stde_core::train::{EstimatorKind, TrainConfig, Trainer};
+use stde_wgpu::WgpuParams;
 
 fn config(estimator: EstimatorKind, collapsed: bool) -> TrainConfig {
     TrainConfig {
@@ -62,14 +63,20 @@ fn same_gradient(what: &str, got: &[f32], expected: &[f32]) {
 
 #[test]
 fn sparse_training_matches_cpu_backend() {
-    let b = backend_or_skip!();
     let cfg = config(EstimatorKind::Sparse, true);
-    let (grad, losses, err) = run(&b, &cfg, 20);
     let (grad_cpu, losses_cpu, err_cpu) = run(&CpuBackend::new(), &cfg, 20);
-    same_gradient("sparse first gradient", &grad, &grad_cpu);
-    same_losses("sparse", &losses, &losses_cpu, 1e-3);
-    same_losses("sparse test error", &[err], &[err_cpu], 1e-3);
-    assert!(losses[19] < losses[0], "the loss did not fall");
+    for variant in common::VARIANTS {
+        let b = backend_or_skip!(WgpuParams {
+            kernel_variant: variant,
+            ..WgpuParams::default()
+        });
+        let (grad, losses, err) = run(&b, &cfg, 20);
+        let what = format!("sparse ({variant:?})");
+        same_gradient(&format!("{what} first gradient"), &grad, &grad_cpu);
+        same_losses(&what, &losses, &losses_cpu, 1e-3);
+        same_losses(&format!("{what} test error"), &[err], &[err_cpu], 1e-3);
+        assert!(losses[19] < losses[0], "{what}: the loss did not fall");
+    }
 }
 
 #[test]

@@ -1,11 +1,18 @@
 // act_sin.wgsl: the Taylor-mode rule of sin for the jet kernels (jet_forward.wgsl,
 // jet_backward.wgsl): sine and cosine series together, k s_k = sum j a_j c_{k-j} and
 // k c_k = -sum j a_j s_{k-j}; jb = sin(a(t)), jd = sin'(a(t)) = cos(a(t)).
+//
+// As in act_tanh.wgsl, act_primal runs once per (point, feature), act_series once per direction.
 
-fn act_series() {
+// jb[0], jd[0] from ja[0].
+fn act_primal() {
     let sc = m_sincos(ja[0]);
     jb[0] = sc.x;
     jd[0] = sc.y;
+}
+
+// jb[k], jd[k] for k = 1..=K from ja and the primal coefficients set by act_primal.
+fn act_series() {
     for (var k = 1u; k <= K; k++) {
         var s = 0.0;
         var c = 0.0;

@@ -2,10 +2,18 @@
 // jet_backward.wgsl): from ja = a(t) it writes jb = tanh(a(t)) and jd = tanh'(a(t)) = 1 - jb^2, as
 // Taylor coefficients 0..=K, with k b_k = sum_{j=1..k} j a_j d_{k-j} (d one coefficient ahead of
 // b).
+//
+// The primal coefficients depend on a_0 only, which every direction of a point shares, so
+// act_primal runs once per (point, feature) and act_series (coefficients 1..=K) once per direction.
 
-fn act_series() {
+// jb[0], jd[0] from ja[0].
+fn act_primal() {
     jb[0] = m_tanh(ja[0]);
     jd[0] = 1.0 - jb[0] * jb[0];
+}
+
+// jb[k], jd[k] for k = 1..=K from ja and the primal coefficients set by act_primal.
+fn act_series() {
     for (var k = 1u; k <= K; k++) {
         var acc = 0.0;
         for (var j = 1u; j <= k; j++) {

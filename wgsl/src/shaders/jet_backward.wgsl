@@ -48,9 +48,11 @@ fn main(
         upper = KM1;
     }
     let a0 = z[p.z_base + e];
-    var primal_bar = 0.0;
+    ja[0] = a0;
+    act_primal();
+    // The primal's own cotangent through act'(a0).
+    var primal_bar = jd[0] * h_bar[p.hb_base + e];
     for (var s = 0u; s < p.n_dirs; s++) {
-        ja[0] = a0;
         jbb[0] = 0.0;
         for (var k = 1u; k <= K; k++) {
             let at = block_of(k, s) * stride + e;
@@ -76,9 +78,6 @@ fn main(
                 // The collapsed top: b_bar_K * act'(a0), the same for every direction.
                 z_bar[p.zb_base + block_of(K, 0u) * stride + e] = acc;
             }
-        }
-        if s == 0u {
-            primal_bar += jd[0] * h_bar[p.hb_base + e];
         }
     }
     if collapsed {

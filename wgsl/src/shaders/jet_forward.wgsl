@@ -48,9 +48,11 @@ fn main(
         upper = KM1;
     }
     let a0 = z[p.z_base + e];
+    ja[0] = a0;
+    act_primal();
+    h[p.h_base + e] = jb[0];
     var top_sum = 0.0;
     for (var s = 0u; s < p.n_dirs; s++) {
-        ja[0] = a0;
         for (var k = 1u; k <= K; k++) {
             if collapsed && k == K {
                 ja[k] = 0.0;
@@ -59,9 +61,6 @@ fn main(
             }
         }
         act_series();
-        if s == 0u {
-            h[p.h_base + e] = jb[0];
-        }
         for (var k = 1u; k <= upper; k++) {
             h[p.h_base + block_of(k, s) * stride + e] = jb[k];
         }

@@ -48,3 +48,9 @@ macro_rules! backend_or_skip {
         }
     };
 }
+
+/// Both kernel families, for tests that run once per family.
+pub const VARIANTS: [stde_wgpu::KernelVariant; 2] = [
+    stde_wgpu::KernelVariant::Tiled,
+    stde_wgpu::KernelVariant::Simple,
+];
