@@ -57,7 +57,8 @@ fn check(cfg: TrainConfig) {
     // Every parameter group, including the first layer's columns that no probe touched.
     for (i, (&a, &b)) in grad_fast.iter().zip(&grad_ref).enumerate() {
         assert!(
-            (f64::from(a) - f64::from(b)).abs() <= 1e-4 * norm / (grad_ref.len() as f64).sqrt() + 1e-3 * f64::from(b).abs(),
+            (f64::from(a) - f64::from(b)).abs()
+                <= 1e-4 * norm / (grad_ref.len() as f64).sqrt() + 1e-3 * f64::from(b).abs(),
             "d={} {:?}: parameter {i}: {a} vs {b}",
             cfg.dim,
             cfg.estimator
