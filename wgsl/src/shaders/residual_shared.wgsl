@@ -1,5 +1,5 @@
-// Helpers shared by both residual kernels (residual.wgsl, residual_simple.wgsl): the output and
-// boundary-factor coefficients and the PDE nonlinearity. Appended after the kernel file; module-scope
+// residual_shared.wgsl: helpers shared by both residual kernels (residual.wgsl and
+// residual_simple.wgsl): output and boundary-factor coefficients, the PDE nonlinearity. Appended after the kernel file; module-scope
 // declarations in WGSL may be used before they appear.
 
 // Block of coefficient k >= 1 of direction s (the collapsed top is one shared block).
