@@ -15,100 +15,14 @@ use stde_core::estimator::{
 use stde_core::mlp::{Activation, Mlp, MlpShape, Model};
 use stde_core::pde::{Equation, ExactSolution, Problem};
 use stde_core::planner::MultiIndex;
-use stde_core::rng::{box_muller_f64, uniform_f64, Philox};
 use stde_core::series::{self, Unary};
 
-// ---------------------------------------------------------------------------------------------
-// Deterministic randomness
-// ---------------------------------------------------------------------------------------------
+mod common;
+use common::TestRng;
 
-/// A deterministic [`ProbeRng`]: every call consumes fresh Philox blocks from a running counter.
-#[derive(Debug)]
-struct TestRng {
-    philox: Philox,
-    counter: u64,
-}
-
-impl TestRng {
-    fn new(seed: u64) -> Self {
-        Self {
-            philox: Philox::new(seed),
-            counter: 0,
-        }
-    }
-
-    fn block(&mut self) -> [u32; 4] {
-        let c = self.counter;
-        self.counter += 1;
-        self.philox.block(77, (c >> 32) as u32, c as u32)
-    }
-
-    /// Uniform on `0..n` (64-bit multiply-shift; the bias is below `n / 2⁶⁴`).
-    fn below(&mut self, n: usize) -> usize {
-        let b = self.block();
-        let w = u64::from(b[0]) | (u64::from(b[1]) << 32);
-        ((u128::from(w) * n as u128) >> 64) as usize
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn uniform(&mut self) -> f64 {
-        let b = self.block();
-        uniform_f64(b[0], b[1])
-    }
-
-    fn uniform_in(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.uniform()
-    }
-
-    fn uniform_vec(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f64> {
-        (0..n).map(|_| self.uniform_in(lo, hi)).collect()
-    }
-
-    /// `n` points in the ball of radius `r_max` (Gaussian direction, uniform radius).
-    fn ball_points(&mut self, n: usize, d: usize, r_max: f64) -> Vec<f64> {
-        let mut out = Vec::with_capacity(n * d);
-        for _ in 0..n {
-            let z = self.gaussian(d);
-            let norm = z.iter().map(|c| c * c).sum::<f64>().sqrt();
-            let r = r_max * self.uniform();
-            out.extend(z.iter().map(|c| c * r / norm));
-        }
-        out
-    }
-}
-
-impl ProbeRng for TestRng {
-    /// Floyd's algorithm: for `j = n − k .. n`, draw `t` on `0..=j` and take `j` if `t` is taken.
-    fn index_set(&mut self, population: usize, count: usize) -> Vec<usize> {
-        assert!(count <= population);
-        let mut out: Vec<usize> = Vec::with_capacity(count);
-        for j in population - count..population {
-            let t = self.below(j + 1);
-            out.push(if out.contains(&t) { j } else { t });
-        }
-        out
-    }
-
-    fn rademacher(&mut self, count: usize) -> Vec<f64> {
-        let mut out = Vec::with_capacity(count + 3);
-        while out.len() < count {
-            for w in self.block() {
-                out.push(if w & 0x8000_0000 != 0 { -1.0 } else { 1.0 });
-            }
-        }
-        out.truncate(count);
-        out
-    }
-
-    fn gaussian(&mut self, count: usize) -> Vec<f64> {
-        let mut out = Vec::with_capacity(count + 1);
-        while out.len() < count {
-            let b = self.block();
-            out.extend(box_muller_f64(b));
-        }
-        out.truncate(count);
-        out
-    }
+/// This file's generator: Philox stream 77, radius uniform on `[0, r_max)`.
+fn test_rng(seed: u64) -> TestRng {
+    TestRng::new(seed, 77, 0.0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -416,7 +330,7 @@ fn random_sigma(rng: &mut TestRng, d: usize, m: usize) -> Vec<f64> {
 
 #[test]
 fn exact_laplacian_and_sigma_trace_of_quadratic_forms() {
-    let mut rng = TestRng::new(11);
+    let mut rng = test_rng(11);
     let d = 6;
     let points = rng.ball_points(3, d, 0.9);
     for c in [0.0, 0.7] {
@@ -516,7 +430,7 @@ fn exact_solution_series(p: &Problem, xs: &[Vec<f64>]) -> Vec<f64> {
 
 #[test]
 fn exact_laplacian_of_pde_solutions_matches_closed_form() {
-    let mut rng = TestRng::new(12);
+    let mut rng = test_rng(12);
     for solution in [ExactSolution::TwoBody, ExactSolution::ThreeBody] {
         for d in [3, 10] {
             let p = Problem::new(Equation::Poisson, solution, d, 1234 + d as u64).unwrap();
@@ -573,7 +487,7 @@ fn biharmonic_quartic(rng: &mut TestRng, d: usize) -> (Poly, f64) {
 
 #[test]
 fn exact_biharmonic_of_quartic_matches_hand_derivation() {
-    let mut rng = TestRng::new(13);
+    let mut rng = test_rng(13);
     for d in [4, 5] {
         let (p, bih) = biharmonic_quartic(&mut rng, d);
         // The symbolic Σ_{i,j} u_iijj agrees with the hand formula (everywhere: Δ²u is constant).
@@ -609,7 +523,7 @@ fn exact_biharmonic_of_quartic_matches_hand_derivation() {
 #[test]
 fn exact_biharmonic_and_laplacian_of_exponential() {
     // u = exp(gᵀx): Δu = |g|²u, Δ²u = |g|⁴u.
-    let mut rng = TestRng::new(14);
+    let mut rng = test_rng(14);
     let d = 4;
     let g = rng.uniform_vec(d, -1.0, 1.0);
     let g2: f64 = g.iter().map(|x| x * x).sum();
@@ -639,7 +553,7 @@ fn exact_biharmonic_and_laplacian_of_exponential() {
 #[test]
 fn exact_diagonal_derivatives_of_exponentials() {
     // u = Σ w_i exp(a_i x_i) + exp(x0 x1): Σ_j ∂_j^k u = Σ w_i a_i^k e^{a_i x_i} + (x1^k + x0^k) e^{x0 x1}.
-    let mut rng = TestRng::new(15);
+    let mut rng = test_rng(15);
     let d = 5;
     let a = rng.uniform_vec(d, -1.5, 1.5);
     let w = rng.uniform_vec(d, -1.0, 1.0);
@@ -707,7 +621,7 @@ fn partials_terms() -> Vec<(f64, MultiIndex)> {
 
 #[test]
 fn exact_partials_of_polynomial_match_symbolic_derivatives() {
-    let mut rng = TestRng::new(16);
+    let mut rng = test_rng(16);
     let p = partials_poly();
     let d = p.dim;
     let u = |xs: &[Vec<f64>]| p.series(xs);
@@ -829,7 +743,7 @@ fn sample(
     closed: &dyn Fn(&ProbeSet) -> f64,
     mut inspect: impl FnMut(&ProbeSet),
 ) -> Stats {
-    let mut rng = TestRng::new(seed);
+    let mut rng = test_rng(seed);
     let mut stats = Stats::default();
     for draw in 0..DRAWS {
         let set = est.probes(op, d, &mut rng).unwrap();
@@ -849,7 +763,7 @@ fn sample(
 
 /// The Laplacian test function at a fixed point: `(u, x, H(x))`.
 fn laplacian_setup(d: usize, seed: u64) -> (QuadExp, Vec<f64>, Vec<f64>) {
-    let mut rng = TestRng::new(seed);
+    let mut rng = test_rng(seed);
     let f = QuadExp::random(&mut rng, d, 0.8);
     let x = rng.ball_points(1, d, 0.8);
     let h = f.hessian(&x);
@@ -958,7 +872,7 @@ fn dense_gaussian_laplacian_is_unbiased() {
 #[test]
 fn dense_gaussian_biharmonic_is_unbiased() {
     let (d, v) = (4, 3);
-    let mut rng = TestRng::new(24);
+    let mut rng = test_rng(24);
     let (p, bih) = biharmonic_quartic(&mut rng, d);
     let x = rng.ball_points(1, d, 0.8);
     let u = |xs: &[Vec<f64>]| p.series(xs);
@@ -997,7 +911,7 @@ fn dense_gaussian_biharmonic_is_unbiased() {
 fn sigma_trace_case(est: Estimator, seed: u64) {
     let (d, m) = (6, 9);
     let (f, x, h) = laplacian_setup(d, seed);
-    let mut rng = TestRng::new(seed + 1);
+    let mut rng = test_rng(seed + 1);
     let sigma = random_sigma(&mut rng, d, m);
     let op = Operator::SigmaTrace {
         sigma: sigma.clone(),
@@ -1042,7 +956,7 @@ fn sparse_partials_are_unbiased() {
     let p = partials_poly();
     let d = p.dim;
     let terms = partials_terms();
-    let mut rng = TestRng::new(28);
+    let mut rng = test_rng(28);
     let x = rng.ball_points(1, d, 0.8);
     let u = |xs: &[Vec<f64>]| p.series(xs);
     let want: f64 = terms.iter().map(|(c, a)| c * p.partial_mi(a, &x)).sum();
@@ -1065,7 +979,7 @@ fn biased_dense_estimator_of_the_official_code_is_caught() {
     let (f, x, h) = laplacian_setup(d, 29);
     let u = |xs: &[Vec<f64>]| f.series(xs);
     let exact = trace(&h, d);
-    let mut rng = TestRng::new(290);
+    let mut rng = test_rng(290);
     let (mut biased, mut fixed) = (Stats::default(), Stats::default());
     for draw in 0..DRAWS {
         let idx = rng.index_set(d, v);
@@ -1113,7 +1027,7 @@ fn biased_dense_estimator_of_the_official_code_is_caught() {
 
 #[test]
 fn estimator_errors() {
-    let mut rng = TestRng::new(31);
+    let mut rng = test_rng(31);
     let d = 5;
     // Sparse V > d (and V = 0).
     for v in [0, d + 1] {
@@ -1281,7 +1195,7 @@ fn multi_slot_set(d: usize, rng: &mut TestRng) -> ProbeSet {
 fn collapsed_readout_of_closed_forms_with_a_non_zero_top_slot() {
     // The collapsed input batch and readout, against the uncollapsed ones, on closed forms whose
     // collapsed output is assembled independently of the library's jet rules (see `push_output`).
-    let mut rng = TestRng::new(35);
+    let mut rng = test_rng(35);
     let d = 4;
     let points = rng.ball_points(3, d, 0.9);
     let set = multi_slot_set(d, &mut rng);
@@ -1347,7 +1261,7 @@ fn collapsing_a_set_with_unequal_top_weights_panics() {
 // ---------------------------------------------------------------------------------------------
 
 fn small_model(d: usize, activation: Activation, seed: u64) -> Model {
-    let mut rng = TestRng::new(seed);
+    let mut rng = test_rng(seed);
     Model {
         mlp: Mlp::init(MlpShape::new(d, 8, 3, activation), || rng.uniform()),
         hard_ball_boundary: true,
@@ -1378,7 +1292,7 @@ fn assert_vec_rel(a: &[f64], b: &[f64], tol: f64, what: &str) {
 #[test]
 fn collapsed_equals_uncollapsed_on_a_model() {
     let d = 5;
-    let mut rng = TestRng::new(41);
+    let mut rng = test_rng(41);
     let points = rng.ball_points(4, d, 0.9);
     let sigma = random_sigma(&mut rng, d, 3);
     let cases: Vec<(Estimator, Operator)> = vec![

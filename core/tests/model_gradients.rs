@@ -3,92 +3,16 @@
 //! collapsed and uncollapsed batches agree in value and gradient for orders 1..=6; the model's jets
 //! agree with an independent plain forward pass and with finite differences of `Model::eval`.
 
-use stde_core::estimator::{Distribution, Estimator, Operator, ProbeRng, ProbeSet};
+use stde_core::estimator::{Distribution, Estimator, Operator, ProbeSet};
 use stde_core::mlp::{Activation, Mlp, MlpShape, Model};
-use stde_core::rng::{box_muller_f64, uniform_f64, Philox};
 
-// ---------------------------------------------------------------------------------------------
-// Deterministic randomness
-// ---------------------------------------------------------------------------------------------
+mod common;
+use common::TestRng;
 
-/// A deterministic [`ProbeRng`]: every call consumes fresh Philox blocks from a running counter.
-#[derive(Debug)]
-struct TestRng {
-    philox: Philox,
-    counter: u64,
-}
-
-impl TestRng {
-    fn new(seed: u64) -> Self {
-        Self {
-            philox: Philox::new(seed),
-            counter: 0,
-        }
-    }
-
-    fn block(&mut self) -> [u32; 4] {
-        let c = self.counter;
-        self.counter += 1;
-        self.philox.block(78, (c >> 32) as u32, c as u32)
-    }
-
-    /// Uniform on `0..n`.
-    fn below(&mut self, n: usize) -> usize {
-        let b = self.block();
-        let w = u64::from(b[0]) | (u64::from(b[1]) << 32);
-        ((u128::from(w) * n as u128) >> 64) as usize
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn uniform(&mut self) -> f64 {
-        let b = self.block();
-        uniform_f64(b[0], b[1])
-    }
-
-    /// `n` points in the ball of radius `r_max`.
-    fn ball_points(&mut self, n: usize, d: usize, r_max: f64) -> Vec<f64> {
-        let mut out = Vec::with_capacity(n * d);
-        for _ in 0..n {
-            let z = self.gaussian(d);
-            let norm = z.iter().map(|c| c * c).sum::<f64>().sqrt();
-            let r = r_max * (0.2 + 0.8 * self.uniform());
-            out.extend(z.iter().map(|c| c * r / norm));
-        }
-        out
-    }
-}
-
-impl ProbeRng for TestRng {
-    /// Floyd's algorithm.
-    fn index_set(&mut self, population: usize, count: usize) -> Vec<usize> {
-        assert!(count <= population);
-        let mut out: Vec<usize> = Vec::with_capacity(count);
-        for j in population - count..population {
-            let t = self.below(j + 1);
-            out.push(if out.contains(&t) { j } else { t });
-        }
-        out
-    }
-
-    fn rademacher(&mut self, count: usize) -> Vec<f64> {
-        let mut out = Vec::with_capacity(count + 3);
-        while out.len() < count {
-            for w in self.block() {
-                out.push(if w & 0x8000_0000 != 0 { -1.0 } else { 1.0 });
-            }
-        }
-        out.truncate(count);
-        out
-    }
-
-    fn gaussian(&mut self, count: usize) -> Vec<f64> {
-        let mut out = Vec::with_capacity(count + 1);
-        while out.len() < count {
-            out.extend(box_muller_f64(self.block()));
-        }
-        out.truncate(count);
-        out
-    }
+/// This file's generator: Philox stream 78, radius uniform on `[0.2·r_max, r_max)` (away from the
+/// centre).
+fn test_rng(seed: u64) -> TestRng {
+    TestRng::new(seed, 78, 0.2)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -96,7 +20,7 @@ impl ProbeRng for TestRng {
 // ---------------------------------------------------------------------------------------------
 
 fn model(d: usize, activation: Activation, seed: u64, ball: bool) -> Model {
-    let mut rng = TestRng::new(seed);
+    let mut rng = test_rng(seed);
     Model {
         mlp: Mlp::init(MlpShape::new(d, 8, 3, activation), || rng.uniform()),
         hard_ball_boundary: ball,
@@ -215,7 +139,7 @@ const D: usize = 3;
 const N_POINTS: usize = 5;
 
 fn setup(seed: u64) -> (TestRng, Vec<f64>) {
-    let mut rng = TestRng::new(seed);
+    let mut rng = test_rng(seed);
     let points = rng.ball_points(N_POINTS, D, 0.9);
     (rng, points)
 }
