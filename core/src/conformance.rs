@@ -655,46 +655,26 @@ macro_rules! conformance_tests {
                 let b = $backend;
                 report(c::check_transfers(&b));
             }
-            #[test]
-            fn gemm() {
-                let b = $backend;
-                report(c::check_gemm(&b, $tol));
-            }
-            #[test]
-            fn bias() {
-                let b = $backend;
-                report(c::check_bias(&b, $tol));
-            }
-            #[test]
-            fn activations() {
-                let b = $backend;
-                report(c::check_activations(&b, $tol));
-            }
-            #[test]
-            fn input_layer() {
-                let b = $backend;
-                report(c::check_input_layer(&b, $tol));
-            }
-            #[test]
-            fn residual() {
-                let b = $backend;
-                report(c::check_residual(&b, $tol));
-            }
-            #[test]
-            fn forcing() {
-                let b = $backend;
-                report(c::check_forcing(&b, $tol));
-            }
-            #[test]
-            fn sampling() {
-                let b = $backend;
-                report(c::check_sampling(&b, $tol));
-            }
-            #[test]
-            fn adam() {
-                let b = $backend;
-                report(c::check_adam(&b, $tol));
-            }
+
+            $crate::conformance_tests!(@checks $backend, $tol;
+                gemm => check_gemm,
+                bias => check_bias,
+                activations => check_activations,
+                input_layer => check_input_layer,
+                residual => check_residual,
+                forcing => check_forcing,
+                sampling => check_sampling,
+                adam => check_adam);
         }
+    };
+    // One `#[test]` per tolerance-taking check (an implementation detail of the arm above).
+    (@checks $backend:expr, $tol:expr; $($test:ident => $check:ident),*) => {
+        $(
+            #[test]
+            fn $test() {
+                let b = $backend;
+                report(c::$check(&b, $tol));
+            }
+        )*
     };
 }
