@@ -1,6 +1,6 @@
 // residual_shared.wgsl: helpers shared by both residual kernels (residual.wgsl and
-// residual_simple.wgsl): output and boundary-factor coefficients, the PDE nonlinearity. Appended after the kernel file; module-scope
-// declarations in WGSL may be used before they appear.
+// residual_simple.wgsl): output and boundary-factor coefficients, the PDE nonlinearity. Appended
+// after the kernel file; module-scope declarations in WGSL may be used before they appear.
 
 // Block of coefficient k >= 1 of direction s (the collapsed top is one shared block).
 fn block_of(k: u32, s: u32) -> u32 {
