@@ -513,6 +513,8 @@ struct Metrics<'a> {
     final_rel_l2: Option<f64>,
     final_rel_l1: Option<f64>,
     final_eval_step: Option<u64>,
+    exact_rms: Option<f64>,
+    final_rms_error: Option<f64>,
     best_rel_l2: Option<f64>,
     best_rel_l1: Option<f64>,
     best_step: Option<u64>,
@@ -549,6 +551,8 @@ fn write_metrics<B: Backend>(
         final_rel_l2: progress.last.and_then(|e| finite(e.rel_l2)),
         final_rel_l1: progress.last.and_then(|e| finite(e.rel_l1)),
         final_eval_step: progress.last.map(|e| e.step),
+        exact_rms: progress.last.and_then(|e| finite(e.exact_rms)),
+        final_rms_error: progress.last.and_then(|e| finite(e.rel_l2 * e.exact_rms)),
         best_rel_l2: progress.best.map(|e| e.rel_l2),
         best_rel_l1: progress.best.map(|e| e.rel_l1),
         best_step: progress.best.map(|e| e.step),
@@ -623,6 +627,13 @@ fn summary(run: &Run, status: Status, progress: &stde_core::train::Progress) {
         None => say!("best rel L2   -"),
     }
     say!("final rel L1  {}", fmt(progress.last.map(|e| e.rel_l1)));
+    if let Some(e) = progress.last {
+        say!(
+            "final RMS err {}  (‖u*‖ RMS on the test set {:.4})",
+            fmt(Some(e.rel_l2 * e.exact_rms)),
+            e.exact_rms
+        );
+    }
     if train > 0.0 {
         say!("speed         {:.1} steps/s", progress.step as f64 / train);
     }

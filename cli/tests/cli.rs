@@ -89,6 +89,8 @@ fn result_fields(dir: &Path) -> Vec<String> {
         "best_rel_l2",
         "best_rel_l1",
         "best_step",
+        "exact_rms",
+        "final_rms_error",
     ]
     .iter()
     .map(|k| format!("{k}={}", m[*k]))

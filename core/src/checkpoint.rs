@@ -211,7 +211,7 @@ pub fn save_with_extra(
 
 fn progress_json(progress: &Progress) -> Result<String, String> {
     for eval in [progress.best, progress.last].into_iter().flatten() {
-        if !(eval.rel_l2.is_finite() && eval.rel_l1.is_finite()) {
+        if !(eval.rel_l2.is_finite() && eval.rel_l1.is_finite() && eval.exact_rms.is_finite()) {
             return Err(format!(
                 "progress: the evaluation at step {} is not finite",
                 eval.step
@@ -378,11 +378,13 @@ mod tests {
                     step: 20,
                     rel_l2: 0.125,
                     rel_l1: 0.1,
+                    exact_rms: 3.5,
                 }),
                 last: Some(Evaluation {
                     step: 20,
                     rel_l2: 0.125,
                     rel_l1: 0.1,
+                    exact_rms: 3.5,
                 }),
             },
         }
@@ -437,6 +439,7 @@ mod tests {
             step: 20,
             rel_l2: f64::NAN,
             rel_l1: 0.1,
+            exact_rms: 3.5,
         });
         let err = save(&dir, &config(), &s).unwrap_err();
         assert!(err.to_string().contains("not finite"), "{err}");

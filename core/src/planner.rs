@@ -1072,7 +1072,7 @@ fn inclusion_exclusion(
         if count_partitions(&js, k) == 0 {
             continue;
         }
-        let w = if (n - subset.len()) % 2 == 0 {
+        let w = if (n - subset.len()).is_multiple_of(2) {
             weight
         } else {
             weight.neg()

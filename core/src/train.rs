@@ -233,6 +233,11 @@ pub struct Evaluation {
     pub rel_l2: f64,
     /// `‖u_θ − u*‖₁ / ‖u*‖₁`.
     pub rel_l1: f64,
+    /// `‖u*‖₂ / √n`, the root mean square of the exact solution on the test set: the scale the
+    /// relative errors divide by, which varies widely between the instances (the `c_i`) of one
+    /// problem, so `rel_l2 · exact_rms` is the absolute RMS error.
+    #[serde(default)]
+    pub exact_rms: f64,
 }
 
 /// The trainer's resumable state besides the device buffers.
@@ -796,6 +801,7 @@ impl<'b, B: Backend> Trainer<'b, B> {
             step: self.progress.step,
             rel_l2: (diff2 / ref2).sqrt(),
             rel_l1: diff1 / ref1,
+            exact_rms: (ref2 / total as f64).sqrt(),
         };
         self.progress.last = Some(eval);
         let better = match self.progress.best {

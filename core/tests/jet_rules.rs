@@ -379,7 +379,11 @@ fn sample_curve(op: Unary, order: usize, case: usize, rng: &mut Rng) -> Vec<f64>
     let mut y = vec![sample_a0(op, rng)];
     for k in 1..=order {
         let v = rng.uniform(-1.0, 1.0);
-        y.push(if case % 2 == 0 { v } else { v * fact(k) });
+        y.push(if case.is_multiple_of(2) {
+            v
+        } else {
+            v * fact(k)
+        });
     }
     y
 }
@@ -531,7 +535,7 @@ fn sample_pair(order: usize, case: usize, rng: &mut Rng) -> (Vec<f64>, Vec<f64>)
     let mut u = Vec::new();
     let mut w = Vec::new();
     for k in 0..=order {
-        let scale = if case % 2 == 0 { 1.0 } else { fact(k) };
+        let scale = if case.is_multiple_of(2) { 1.0 } else { fact(k) };
         u.push(rng.uniform(-1.0, 1.0) * scale);
         w.push(rng.uniform(-1.0, 1.0) * scale);
     }

@@ -684,7 +684,7 @@ fn support_clean_uses_inclusion_exclusion() {
         let jet = &plan.jets[r.jet];
         assert_eq!(r.order, 6);
         assert_eq!(jet.order, 6);
-        let sign = if (3 - jet.slots.len()) % 2 == 0 {
+        let sign = if (3 - jet.slots.len()).is_multiple_of(2) {
             1.0
         } else {
             -1.0

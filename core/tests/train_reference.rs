@@ -2,6 +2,7 @@
 //! reproducible and resumable.
 
 use stde_core::backend::reference::ReferenceBackend;
+use stde_core::rng::{self, streams};
 use stde_core::train::{EstimatorKind, TrainConfig, Trainer};
 
 fn small_config() -> TrainConfig {
@@ -44,4 +45,40 @@ fn reference_training_reduces_loss_and_error() {
         "loss did not fall: {first_loss} -> {last}"
     );
     assert!(fin.rel_l2 < 0.7 * initial.rel_l2, "error did not fall");
+}
+
+/// The trainer's test errors equal an independent host computation: the test points redrawn from
+/// the generator, the f64 model and the closed-form solution.
+#[test]
+fn evaluation_matches_a_host_computation() {
+    let backend = ReferenceBackend;
+    let cfg = small_config();
+    let (n, d) = (cfg.test_points, cfg.dim);
+    let mut trainer = Trainer::new(&backend, cfg.clone(), None).unwrap();
+    for _ in 0..30 {
+        trainer.step();
+    }
+    let eval = pollster::block_on(trainer.evaluate()).unwrap();
+    let mut points = vec![0.0f32; n * d];
+    rng::sample_ball_points(cfg.seed, streams::TEST_POINTS, 0, n, d, &mut points);
+    let points: Vec<f64> = points.iter().map(|&v| f64::from(v)).collect();
+    let predicted = pollster::block_on(trainer.predict(&points)).unwrap();
+    let (mut diff2, mut ref2, mut diff1, mut ref1) = (0.0, 0.0, 0.0, 0.0);
+    for (x, u) in points.chunks_exact(d).zip(&predicted) {
+        let exact = trainer.problem().exact(x);
+        diff2 += (u - exact) * (u - exact);
+        ref2 += exact * exact;
+        diff1 += (u - exact).abs();
+        ref1 += exact.abs();
+    }
+    let close = |what: &str, got: f64, want: f64| {
+        assert!(
+            (got - want).abs() <= 1e-5 * want.abs(),
+            "{what}: trainer {got}, host {want}"
+        );
+    };
+    close("rel L2", eval.rel_l2, (diff2 / ref2).sqrt());
+    close("rel L1", eval.rel_l1, diff1 / ref1);
+    close("exact RMS", eval.exact_rms, (ref2 / n as f64).sqrt());
+    assert!(eval.rel_l2 > 0.0 && eval.exact_rms > 0.0);
 }

@@ -255,7 +255,7 @@ impl Session {
         })
     }
 
-    /// Evaluates the test errors; resolves to `{"step", "rel_l2", "rel_l1"}`.
+    /// Evaluates the test errors; resolves to `{"step", "rel_l2", "rel_l1", "exact_rms"}`.
     pub fn evaluate(&self) -> Promise {
         self.with_run(|mut run| async move {
             let r = with_driver!(&mut run, d => d.evaluate().await);

@@ -162,7 +162,7 @@ impl Rule for TanhRule {
                 d_k[h] -= 2.0 * bi[h] * bki[h];
             }
         }
-        if k % 2 == 0 {
+        if k.is_multiple_of(2) {
             let bm = &b[k / 2][..n];
             for h in 0..n {
                 d_k[h] -= bm[h] * bm[h];
