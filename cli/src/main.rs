@@ -51,8 +51,8 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     let result = match &cli.command {
-        Command::Train(args) => train::run(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Train(args) => on_worker(|| train::run(args)),
+        Command::Bench(args) => on_worker(|| bench::run(args)),
         Command::List => {
             list::run();
             Ok(())
@@ -66,6 +66,13 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
     }
+}
+
+/// Runs `f` on a worker of rayon's global pool, so that the CPU backend's parallel kernels start
+/// from inside the pool instead of sending every kernel from outside it and sleeping until it ends.
+fn on_worker<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    // Called from outside the pool, `scope` runs its body on a worker and blocks this thread once.
+    rayon::scope(|_| f())
 }
 
 /// Help and version go to stdout as clap formats them; real usage errors become one line.
