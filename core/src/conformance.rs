@@ -306,6 +306,31 @@ pub fn check_activations<B: Backend>(b: &B, tol: Tolerance) -> CheckResult {
     Ok(())
 }
 
+/// A case's probes uploaded to one backend.
+struct ProbeBufs<B: Backend> {
+    kind: ProbeKind,
+    indices: B::Idx,
+    dense: B::Buf,
+}
+
+impl<B: Backend> ProbeBufs<B> {
+    fn upload(b: &B, kind: ProbeKind, (idx, dense): (&[u32], &[f32])) -> Self {
+        Self {
+            kind,
+            indices: up_idx(b, idx),
+            dense: up(b, dense),
+        }
+    }
+
+    fn probes(&self) -> Probes<'_, B> {
+        Probes {
+            kind: self.kind,
+            indices: &self.indices,
+            dense: &self.dense,
+        }
+    }
+}
+
 /// The probes of a case: `V` distinct indices, or `V × d` dense tangents.
 fn probe_data(data: &mut Data, kind: ProbeKind, n_dirs: usize, dim: usize) -> (Vec<u32>, Vec<f32>) {
     match kind {
@@ -342,28 +367,11 @@ pub fn check_input_layer<B: Backend>(b: &B, tol: Tolerance) -> CheckResult {
                         let (idx, dense) = probe_data(&mut data, kind, n_dirs, dim);
                         let points = data.uniform(n_points * dim, -1.0, 1.0);
                         let params = data.uniform(2 + width * (dim + 1), -1.0, 1.0);
-                        let (ib, db, xb, pb) = (
-                            up_idx(b, &idx),
-                            up(b, &dense),
-                            up(b, &points),
-                            up(b, &params),
-                        );
-                        let (ir, dr, xr, pr) = (
-                            up_idx(&r, &idx),
-                            up(&r, &dense),
-                            up(&r, &points),
-                            up(&r, &params),
-                        );
-                        let probes_b = Probes::<B> {
-                            kind,
-                            indices: &ib,
-                            dense: &db,
-                        };
-                        let probes_r = Probes::<ReferenceBackend> {
-                            kind,
-                            indices: &ir,
-                            dense: &dr,
-                        };
+                        let (xb, pb) = (up(b, &points), up(b, &params));
+                        let (xr, pr) = (up(&r, &points), up(&r, &params));
+                        let bufs_b = ProbeBufs::upload(b, kind, (&idx, &dense));
+                        let bufs_r = ProbeBufs::upload(&r, kind, (&idx, &dense));
+                        let (probes_b, probes_r) = (bufs_b.probes(), bufs_r.probes());
                         let garbage = data.uniform(shape.len(), -9.0, 9.0);
                         let (mut zb, mut zr) = (up(b, &garbage), up(&r, &garbage));
                         b.input_layer_forward(shape, dim, &xb, &probes_b, &pb, 2, &mut zb);
@@ -431,30 +439,11 @@ pub fn check_residual<B: Backend>(b: &B, tol: Tolerance) -> CheckResult {
                                 nonlinearity,
                                 hard_ball_boundary: hard,
                             };
-                            let (ib, db, xb, mb, gb) = (
-                                up_idx(b, &idx),
-                                up(b, &dense),
-                                up(b, &points),
-                                up(b, &m),
-                                up(b, &g),
-                            );
-                            let (ir, dr, xr, mr, gr) = (
-                                up_idx(&r, &idx),
-                                up(&r, &dense),
-                                up(&r, &points),
-                                up(&r, &m),
-                                up(&r, &g),
-                            );
-                            let probes_b = Probes::<B> {
-                                kind,
-                                indices: &ib,
-                                dense: &db,
-                            };
-                            let probes_r = Probes::<ReferenceBackend> {
-                                kind,
-                                indices: &ir,
-                                dense: &dr,
-                            };
+                            let (xb, mb, gb) = (up(b, &points), up(b, &m), up(b, &g));
+                            let (xr, mr, gr) = (up(&r, &points), up(&r, &m), up(&r, &g));
+                            let bufs_b = ProbeBufs::upload(b, kind, (&idx, &dense));
+                            let bufs_r = ProbeBufs::upload(&r, kind, (&idx, &dense));
+                            let (probes_b, probes_r) = (bufs_b.probes(), bufs_r.probes());
                             let (mut lb, mut lr) =
                                 (up(b, &vec![0.0; n_points]), up(&r, &vec![0.0; n_points]));
                             let (mut mbb, mut mbr) = (
