@@ -9,7 +9,7 @@ use crate::backend::{
 };
 use crate::batch::JetShape;
 use crate::mlp::{Activation, Mlp, MlpShape};
-use crate::pde::{Equation, ExactSolution, Problem, ProblemError, ProblemKind};
+use crate::pde::{Equation, Problem, ProblemError, ProblemKind};
 use crate::rng::{self, streams, Philox};
 
 /// Which STDE estimator of the Laplacian drives training.
@@ -320,13 +320,6 @@ impl<B: Backend> std::fmt::Debug for Trainer<'_, B> {
     }
 }
 
-fn solution_kind(s: ExactSolution) -> SolutionKind {
-    match s {
-        ExactSolution::TwoBody => SolutionKind::TwoBody,
-        ExactSolution::ThreeBody => SolutionKind::ThreeBody,
-    }
-}
-
 fn nonlinearity(e: Equation) -> Nonlinearity {
     match e {
         Equation::Poisson => Nonlinearity::Zero,
@@ -553,7 +546,7 @@ impl<'b, B: Backend> Trainer<'b, B> {
             EstimatorKind::Exact => 1.0,
         };
         be.forcing(
-            solution_kind(self.problem.solution),
+            SolutionKind::from(self.problem.solution),
             nonlinearity(self.problem.equation),
             n,
             d,
@@ -728,7 +721,7 @@ impl<'b, B: Backend> Trainer<'b, B> {
                     &mut b.test_points,
                 );
                 be.forcing(
-                    solution_kind(self.problem.solution),
+                    SolutionKind::from(self.problem.solution),
                     nonlinearity(self.problem.equation),
                     n,
                     d,

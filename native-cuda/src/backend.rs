@@ -682,15 +682,15 @@ impl<E: Executor> Backend for Engine<E> {
         g: &mut Self::Buf,
         exact: &mut Self::Buf,
     ) {
-        let (solution_code, min_dim) = match solution {
-            SolutionKind::TwoBody => (0u32, 2usize),
-            SolutionKind::ThreeBody => (1, 3),
+        let solution_code = match solution {
+            SolutionKind::TwoBody => 0u32,
+            SolutionKind::ThreeBody => 1,
         };
         check_range(
             "forcing coefficients",
             coeffs.len(),
             0,
-            (dim + 1).saturating_sub(min_dim),
+            solution.n_terms(dim),
         );
         check_range("forcing points", points.len(), 0, n * dim);
         check_range("forcing values", g.len(), 0, n);

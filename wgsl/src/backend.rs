@@ -1003,10 +1003,7 @@ impl Backend for WgpuBackend {
         g: &mut WgpuBuf,
         exact: &mut WgpuBuf,
     ) {
-        let n_terms = match solution {
-            SolutionKind::TwoBody => dim.saturating_sub(1),
-            SolutionKind::ThreeBody => dim.saturating_sub(2),
-        };
+        let n_terms = solution.n_terms(dim);
         check_len("solution coefficients", n_terms, coeffs.len());
         check_len("points", n * dim, points.len());
         check_len("forcing", n, g.len());

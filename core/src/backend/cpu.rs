@@ -936,12 +936,7 @@ impl Backend for CpuBackend {
         g: &mut Self::Buf,
         exact: &mut Self::Buf,
     ) {
-        let n_terms = match solution {
-            SolutionKind::TwoBody => crate::pde::ExactSolution::TwoBody,
-            SolutionKind::ThreeBody => crate::pde::ExactSolution::ThreeBody,
-        }
-        .n_terms(dim);
-        let coeffs = &coeffs[..n_terms];
+        let coeffs = &coeffs[..solution.n_terms(dim)];
         let simd = self.simd;
         let one = |i: usize, g: &mut f32, e: &mut f32| {
             let (gv, ev) = forcing::forcing_at(

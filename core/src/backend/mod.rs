@@ -33,6 +33,7 @@ use std::future::Future;
 
 use crate::batch::JetShape;
 use crate::mlp::Activation;
+use crate::pde::ExactSolution;
 
 /// Runtime failures of a backend.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -139,6 +140,30 @@ pub enum SolutionKind {
     TwoBody,
     /// `(1 − ‖x‖²) Σ_{i<d−2} c_i exp(x_i x_{i+1} x_{i+2})`.
     ThreeBody,
+}
+
+impl SolutionKind {
+    /// The closed form of [`crate::pde`] this kind names.
+    pub fn exact_solution(self) -> ExactSolution {
+        match self {
+            SolutionKind::TwoBody => ExactSolution::TwoBody,
+            SolutionKind::ThreeBody => ExactSolution::ThreeBody,
+        }
+    }
+
+    /// The number of coefficients `c_i` the forcing kernel reads at dimension `dim`.
+    pub fn n_terms(self, dim: usize) -> usize {
+        self.exact_solution().n_terms(dim)
+    }
+}
+
+impl From<ExactSolution> for SolutionKind {
+    fn from(solution: ExactSolution) -> Self {
+        match solution {
+            ExactSolution::TwoBody => SolutionKind::TwoBody,
+            ExactSolution::ThreeBody => SolutionKind::ThreeBody,
+        }
+    }
 }
 
 /// The nonlinearity `f(u)` in `L u + f(u) = g`.

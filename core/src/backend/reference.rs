@@ -10,7 +10,7 @@ use super::{
 };
 use crate::batch::{JetBatch, JetBatchRef, JetShape};
 use crate::mlp::Activation;
-use crate::pde::{Equation, ExactSolution, Problem};
+use crate::pde::{Equation, Problem};
 use crate::reference;
 use crate::rng;
 
@@ -323,10 +323,7 @@ impl Backend for ReferenceBackend {
         g: &mut Self::Buf,
         exact: &mut Self::Buf,
     ) {
-        let solution = match solution {
-            SolutionKind::TwoBody => ExactSolution::TwoBody,
-            SolutionKind::ThreeBody => ExactSolution::ThreeBody,
-        };
+        let solution = solution.exact_solution();
         let problem = Problem {
             equation: equation_of(nonlinearity),
             solution,
