@@ -74,6 +74,32 @@ impl<E: Executor> Engine<E> {
         buf.addr(offset)
     }
 
+    /// Launches a jet activation kernel (one thread per point and unit) on `buffers` followed by the
+    /// shape arguments every such kernel takes.
+    fn launch_activation(&self, kernel: Kernel, shape: JetShape, buffers: &[Arg]) {
+        let elems = shape.n_points * shape.width;
+        if elems == 0 {
+            return;
+        }
+        let shape_args = [
+            Arg::U32(u32_of("points", shape.n_points)),
+            Arg::U32(u32_of("width", shape.width)),
+            Arg::U32(u32_of("directions", shape.n_dirs)),
+            Arg::U32(u32::from(shape.collapsed)),
+        ];
+        // At most three buffers; a fixed array keeps the launch free of allocation.
+        let mut args = [Arg::U32(0); 7];
+        let len = buffers.len() + shape_args.len();
+        args[..buffers.len()].copy_from_slice(buffers);
+        args[buffers.len()..len].copy_from_slice(&shape_args);
+        self.launch(
+            kernel,
+            Some(shape.order),
+            (grid_for(elems as u64), 1),
+            &args[..len],
+        );
+    }
+
     fn scratch(&self, len: usize) -> Option<u64> {
         self.exec.scratch(len)
     }
@@ -324,26 +350,14 @@ impl<E: Executor> Backend for Engine<E> {
         check_order(shape);
         check_range("activation input", z.len(), 0, shape.len());
         check_range("activation output", h.len(), 0, shape.len());
-        let elems = shape.n_points * shape.width;
-        if elems == 0 {
-            return;
-        }
         let kernel = match act {
             Activation::Tanh => Kernel::JetTanhForward,
             Activation::Sin => Kernel::JetSinForward,
         };
-        self.launch(
+        self.launch_activation(
             kernel,
-            Some(shape.order),
-            (grid_for(elems as u64), 1),
-            &[
-                Arg::F32In(self.ptr(z, 0)),
-                Arg::F32Out(self.ptr(h, 0)),
-                Arg::U32(u32_of("points", shape.n_points)),
-                Arg::U32(u32_of("width", shape.width)),
-                Arg::U32(u32_of("directions", shape.n_dirs)),
-                Arg::U32(u32::from(shape.collapsed)),
-            ],
+            shape,
+            &[Arg::F32In(self.ptr(z, 0)), Arg::F32Out(self.ptr(h, 0))],
         );
     }
 
@@ -359,26 +373,17 @@ impl<E: Executor> Backend for Engine<E> {
         check_range("activation input", z.len(), 0, shape.len());
         check_range("activation cotangent", h_bar.len(), 0, shape.len());
         check_range("activation input cotangent", z_bar.len(), 0, shape.len());
-        let elems = shape.n_points * shape.width;
-        if elems == 0 {
-            return;
-        }
         let kernel = match act {
             Activation::Tanh => Kernel::JetTanhBackward,
             Activation::Sin => Kernel::JetSinBackward,
         };
-        self.launch(
+        self.launch_activation(
             kernel,
-            Some(shape.order),
-            (grid_for(elems as u64), 1),
+            shape,
             &[
                 Arg::F32In(self.ptr(z, 0)),
                 Arg::F32In(self.ptr(h_bar, 0)),
                 Arg::F32Out(self.ptr(z_bar, 0)),
-                Arg::U32(u32_of("points", shape.n_points)),
-                Arg::U32(u32_of("width", shape.width)),
-                Arg::U32(u32_of("directions", shape.n_dirs)),
-                Arg::U32(u32::from(shape.collapsed)),
             ],
         );
     }
