@@ -129,11 +129,11 @@ impl Data {
     }
 }
 
-fn dl<B: Backend>(b: &B, buf: &B::Buf, len: usize) -> Vec<f32> {
+pub(crate) fn dl<B: Backend>(b: &B, buf: &B::Buf, len: usize) -> Vec<f32> {
     pollster::block_on(b.download(buf, 0, len)).expect("download failed")
 }
 
-fn up<B: Backend>(b: &B, data: &[f32]) -> B::Buf {
+pub(crate) fn up<B: Backend>(b: &B, data: &[f32]) -> B::Buf {
     let mut buf = b
         .alloc(data.len().max(1), "conformance")
         .expect("alloc failed");
@@ -141,7 +141,7 @@ fn up<B: Backend>(b: &B, data: &[f32]) -> B::Buf {
     buf
 }
 
-fn up_idx<B: Backend>(b: &B, data: &[u32]) -> B::Idx {
+pub(crate) fn up_idx<B: Backend>(b: &B, data: &[u32]) -> B::Idx {
     let mut buf = b
         .alloc_idx(data.len().max(1), "conformance")
         .expect("alloc failed");

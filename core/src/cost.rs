@@ -74,11 +74,82 @@ impl StepCost {
         }
     }
 
+    /// Counts the step of `cfg` under a probe plan on the problem-as-data path: `program_flops` is
+    /// the work of the compiled programs per residual point (see [`program_flops`]).
+    pub fn of_plan(
+        cfg: &TrainConfig,
+        plan: &crate::step_plan::StepPlan,
+        program_flops: f64,
+    ) -> Self {
+        let n = cfg.batch as f64;
+        let d = plan.stride as f64;
+        let h = cfg.width as f64;
+        let v = plan.n_dirs as f64;
+        let k = plan.order as f64;
+        let hidden_layers = cfg.depth.saturating_sub(2) as f64;
+        let collapsed = cfg.collapsed && plan.collapsible;
+        let blocks = if collapsed {
+            1.0 + (k - 1.0) * v + 1.0
+        } else {
+            1.0 + k * v
+        };
+        let rows = n * blocks;
+        let params = h * (d + 1.0) + hidden_layers * h * (h + 1.0) + h + 1.0;
+        let dense = plan.kind == crate::backend::ProbeKind::Dense;
+        let mut flops = 2.0 * 2.0 * n * d * h;
+        if dense {
+            flops += 2.0 * 2.0 * v * d * h;
+        }
+        flops += 3.0 * 2.0 * rows * (hidden_layers * h * h + h);
+        // Jet activations: a Cauchy-product recurrence of about K + 1 terms per coefficient,
+        // forward and adjoint.
+        flops += 15.0 * (k + 1.0) * rows * h * (cfg.depth as f64 - 1.0);
+        flops += n * d * (TRANSCENDENTAL_FLOPS * 1.5 + 4.0);
+        flops += n * program_flops;
+        flops += 12.0 * params;
+        let w1 = h * d * 4.0;
+        let mut bytes = w1 + 2.0 * w1 + 8.0 * params * 4.0 + 4.0 * n * d * 4.0;
+        if dense {
+            bytes += 3.0 * v * d * 4.0;
+        }
+        Self {
+            flops,
+            bytes,
+            params,
+            rows,
+        }
+    }
+
     /// The shortest possible step in seconds on a machine with the given peak arithmetic rate
     /// (operations per second) and memory bandwidth (bytes per second).
     pub fn floor_seconds(&self, flops_per_second: f64, bytes_per_second: f64) -> f64 {
         (self.flops / flops_per_second).max(self.bytes / bytes_per_second)
     }
+}
+
+/// The arithmetic of one primal evaluation of a program at one point: every loop body once per
+/// window, the main body once, transcendentals at [`TRANSCENDENTAL_FLOPS`].
+pub fn program_flops(p: &crate::program::Program) -> f64 {
+    use crate::program::Op;
+    let cost = |ops: &[Op]| -> f64 {
+        ops.iter()
+            .map(|op| match op {
+                Op::Call(..) | Op::Pow(..) => TRANSCENDENTAL_FLOPS,
+                Op::PowInt(_, n) => f64::from(n.unsigned_abs().max(1)),
+                Op::Add(..) | Op::Sub(..) | Op::Mul(..) | Op::Div(..) | Op::Neg(_) => 1.0,
+                Op::Min(..) | Op::Max(..) => 1.0,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    let loops: f64 = p
+        .loops
+        .iter()
+        .map(|l| {
+            f64::from(l.hi.saturating_sub(l.lo)) * (cost(&l.nodes) + l.accumulators.len() as f64)
+        })
+        .sum();
+    loops + cost(&p.nodes)
 }
 
 #[cfg(test)]

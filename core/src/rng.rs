@@ -415,6 +415,15 @@ fn box_muller_lanes<const L: usize>(w1: &[u32; L], w2: &[u32; L]) -> ([f32; L], 
 /// is branch-free so that it vectorises across quads.
 #[inline(always)]
 fn ball_point(key: [u32; 2], stream: u32, step: u32, i: u32, point: &mut [f32]) {
+    gaussian_direction(key, stream, step, i, point);
+    let radius = f64::from(uniform_f32(philox4x32([i, step, stream, 0], key)[0]));
+    scale_to_radius(point, radius);
+}
+
+/// The standard normals of point `i`: coordinates `4q..4q+4` from the block at counter
+/// `[q, step, stream, i + 1]` (the direction of every point sampler).
+#[inline(always)]
+fn gaussian_direction(key: [u32; 2], stream: u32, step: u32, i: u32, point: &mut [f32]) {
     let d = point.len();
     let full = d / 4;
     let (body, tail) = point.split_at_mut(full * 4);
@@ -451,12 +460,16 @@ fn ball_point(key: [u32; 2], stream: u32, step: u32, i: u32, point: &mut [f32]) 
         let [z2, z3] = box_muller_f32(b[2], b[3]);
         tail.copy_from_slice(&[z0, z1, z2, z3][..tail.len()]);
     }
+}
+
+/// Scales a Gaussian vector to length `radius` (in f64, rounded once).
+#[inline(always)]
+fn scale_to_radius(point: &mut [f32], radius: f64) {
     let norm = point
         .iter()
         .map(|&z| f64::from(z) * f64::from(z))
         .sum::<f64>()
         .sqrt();
-    let radius = f64::from(uniform_f32(philox4x32([i, step, stream, 0], key)[0]));
     // A zero Gaussian vector cannot occur in practice (r > 0 for every open uniform), but if it
     // did, the origin is a valid point and beats a NaN.
     let scale = if norm > 0.0 { radius / norm } else { 0.0 };
@@ -491,6 +504,16 @@ pub fn ball_radius(seed: u64, stream: u32, step: u32, i: usize) -> f32 {
 /// If `v > d`, `out.len() != v`, or `d > 2³²`.
 #[track_caller]
 pub fn sample_index_set(seed: u64, step: u32, d: usize, v: usize, out: &mut [u32]) {
+    sample_index_set_sub(seed, step, 0, d, v, out);
+}
+
+/// [`sample_index_set`] on sub-stream `sub` (counter word 3) of the index-set stream: independent
+/// draws for other populations in the same step (sub-stream 1 samples the windows of a mixed-window
+/// term). Sub-stream 0 is [`sample_index_set`].
+///
+/// # Panics
+/// As [`sample_index_set`].
+pub fn sample_index_set_sub(seed: u64, step: u32, sub: u32, d: usize, v: usize, out: &mut [u32]) {
     assert!(
         v <= d,
         "index set: cannot draw {v} distinct indices from 0..{d}"
@@ -512,7 +535,7 @@ pub fn sample_index_set(seed: u64, step: u32, d: usize, v: usize, out: &mut [u32
     let mut block = [0u32; 4];
     for m in 0..v {
         if m % 4 == 0 {
-            block = rng.block(streams::INDEX_SET, step, (m / 4) as u32);
+            block = rng.block_sub(streams::INDEX_SET, step, (m / 4) as u32, sub);
         }
         let u = block[m % 4];
         let j = (d - v + m) as u64;
@@ -546,4 +569,120 @@ pub fn solution_coeffs(seed: u64, len: usize) -> Vec<f64> {
     (0..len)
         .map(|i| rng.normal_f64(streams::SOLUTION_COEFFS, 0, (i / 2) as u32)[i % 2])
         .collect()
+}
+
+/// Where the space coordinates of a point sampler come from (every draw is addressed by point, so a
+/// large set can be drawn in chunks and equals the one-shot draw).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PointSampler {
+    /// The paper's ball: [`sample_ball_points_from`] (radius `U[0,1)` times a normalised Gaussian).
+    Ball,
+    /// The unit sphere: the normalised Gaussian direction of [`PointSampler::Ball`].
+    Sphere,
+    /// Every coordinate `lo + (hi − lo)·u`, `u` = [`uniform_f32`] of word `j % 4` of the block at
+    /// counter `[j / 4, step, stream, i + 1]`.
+    Box {
+        /// Lower bound.
+        lo: f32,
+        /// Upper bound.
+        hi: f32,
+    },
+    /// `std·z` with `z` the normals of [`PointSampler::Ball`]'s direction.
+    Gaussian {
+        /// Standard deviation.
+        std: f32,
+    },
+    /// `x = √(2t)·z` (the marginal of `dX = √2 dW` from 0), `t` from the time rule, which must
+    /// be [`TimeSampler::Uniform`].
+    SdeMarginal,
+}
+
+/// The time column of sampled points.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TimeSampler {
+    /// No time column.
+    None,
+    /// `t = end·u`, `u` = [`uniform_f32`] of word 1 of the block at counter `[i, step, stream, 0]`.
+    Uniform {
+        /// `T`.
+        end: f32,
+    },
+    /// Every point at this time.
+    Fixed(f32),
+}
+
+impl TimeSampler {
+    /// Whether rows carry a time column.
+    pub fn has_time(self) -> bool {
+        !matches!(self, TimeSampler::None)
+    }
+}
+
+/// Points `first .. first + n` of a sampler: rows of `d` coordinates, plus the time in column `d`
+/// when `time` has one.
+///
+/// # Panics
+/// If `out` is not `n` rows long, or [`PointSampler::SdeMarginal`] comes without a uniform time.
+#[track_caller]
+pub fn sample_points_from(
+    seed: u64,
+    sampler: PointSampler,
+    time: TimeSampler,
+    stream: u32,
+    step: u32,
+    first: usize,
+    n: usize,
+    d: usize,
+    out: &mut [f32],
+) {
+    let stride = d + usize::from(time.has_time());
+    assert_eq!(
+        out.len(),
+        n * stride,
+        "points: out has {} values, expected {n}·{stride}",
+        out.len()
+    );
+    assert!(
+        !matches!(sampler, PointSampler::SdeMarginal)
+            || matches!(time, TimeSampler::Uniform { .. }),
+        "the SDE marginal sampler needs a uniform time"
+    );
+    let key = Philox::new(seed).key();
+    for (row, point) in out.chunks_mut(stride.max(1)).enumerate().take(n) {
+        let i = (first + row) as u32;
+        let head = philox4x32([i, step, stream, 0], key);
+        let t = match time {
+            TimeSampler::None => 0.0,
+            TimeSampler::Uniform { end } => end * uniform_f32(head[1]),
+            TimeSampler::Fixed(t) => t,
+        };
+        let x = &mut point[..d];
+        match sampler {
+            PointSampler::Ball => ball_point(key, stream, step, i, x),
+            PointSampler::Sphere => {
+                gaussian_direction(key, stream, step, i, x);
+                scale_to_radius(x, 1.0);
+            }
+            PointSampler::Gaussian { std } => {
+                gaussian_direction(key, stream, step, i, x);
+                x.iter_mut().for_each(|v| *v *= std);
+            }
+            PointSampler::SdeMarginal => {
+                gaussian_direction(key, stream, step, i, x);
+                let s = (2.0 * t).sqrt();
+                x.iter_mut().for_each(|v| *v *= s);
+            }
+            PointSampler::Box { lo, hi } => {
+                for (q, quad) in x.chunks_mut(4).enumerate() {
+                    let b = philox4x32([q as u32, step, stream, i + 1], key);
+                    for (v, w) in quad.iter_mut().zip(b) {
+                        *v = lo + (hi - lo) * uniform_f32(w);
+                    }
+                }
+            }
+        }
+        if time.has_time() {
+            point[d] = t;
+        }
+    }
 }

@@ -191,6 +191,43 @@ impl TrainConfig {
         Ok(problem)
     }
 
+    /// Checks the fields that do not depend on the problem (the problem, the dimension and `V` are
+    /// checked when the problem is instantiated and planned).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first bad field.
+    pub fn validate_generic(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: String| Err(ConfigError::Invalid { field, reason });
+        if self.steps == 0 {
+            return invalid("steps", "must be at least 1".into());
+        }
+        if self.steps > u64::from(u32::MAX - 1) {
+            return invalid("steps", format!("at most {}", u32::MAX - 1));
+        }
+        if self.batch == 0 {
+            return invalid("batch", "must be at least 1 residual point".into());
+        }
+        if self.width == 0 {
+            return invalid("width", "must be at least 1".into());
+        }
+        if self.depth < 2 {
+            return invalid("depth", "needs at least 2 linear layers".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return invalid("lr", format!("must be a positive number, got {}", self.lr));
+        }
+        if self.eval_every == 0 {
+            return invalid("eval-every", "must be at least 1".into());
+        }
+        if self.test_points == 0 {
+            return invalid("test-points", "must be at least 1".into());
+        }
+        if self.dim == 0 {
+            return invalid("dim", "must be at least 1".into());
+        }
+        Ok(())
+    }
+
     /// Number of probe directions per step.
     pub fn n_dirs(&self) -> usize {
         match self.estimator {

@@ -26,10 +26,14 @@
 //! grows, so steady-state steps do not allocate beyond tiny per-call task tables.
 
 mod forcing;
+mod generic;
 mod jet;
+mod program;
 pub(crate) mod simd;
 #[cfg(test)]
 mod tests;
+
+pub use program::CpuProgram;
 
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};

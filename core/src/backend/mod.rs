@@ -25,9 +25,12 @@
 //! A new backend implements these methods and runs [`crate::conformance`] against itself.
 
 pub mod cpu;
+mod host_step;
 pub mod reference;
 
 pub use cpu::CpuBackend;
+
+use crate::program::Program;
 
 use std::future::Future;
 
@@ -387,4 +390,174 @@ pub trait Backend {
         m: &mut Self::Buf,
         v: &mut Self::Buf,
     );
+}
+
+/// The probe tangents of one step in every slot, shared by all points (the general form that
+/// compiled programs and the planner's jets use).
+///
+/// Direction `s` moves the point along `x(τ) = x + Σ_{k=1..K} τ^k·v_k^s` (Taylor coefficients).
+/// * [`ProbeKind::OneHot`]: `v_k^s = slot_coeff[s·K + k − 1]·e_j` with `j = slot_index[s·K + k − 1]`;
+///   an index of [`SlotProbes::EMPTY`] leaves the slot zero. `j` may be `dim` for the time column.
+/// * [`ProbeKind::Dense`]: `v_1^s` is row `s` of the `V × stride` buffer `dense`; higher slots are zero.
+#[derive(Debug)]
+pub struct SlotProbes<'a, B: Backend + ?Sized> {
+    /// Which buffers are read.
+    pub kind: ProbeKind,
+    /// `V·K` coordinate indices (one-hot).
+    pub slot_index: &'a B::Idx,
+    /// `V·K` Taylor coefficients (one-hot).
+    pub slot_coeff: &'a B::Buf,
+    /// `V × stride` tangents (dense).
+    pub dense: &'a B::Buf,
+}
+
+impl<B: Backend + ?Sized> SlotProbes<'_, B> {
+    /// The index of an empty slot.
+    pub const EMPTY: u32 = u32::MAX;
+}
+
+/// Backends that run compiled [`Program`]s (see [`crate::program`] for the layouts and semantics).
+pub trait ProgramBackend: Backend {
+    /// A program compiled for this backend.
+    type Compiled;
+
+    /// Compiles a program.
+    ///
+    /// # Errors
+    /// [`BackendError`] when the device compiler rejects it or memory runs out.
+    fn compile_program(&self, program: &Program) -> Result<Self::Compiled, BackendError>;
+
+    /// Primal mode: every output of the program at points `0..n_points` of `points` (rows of
+    /// `program.point_stride()` values), reading `features` (`n_features` columns of `n_points`) and
+    /// `params`, into `out` (`n_outputs` columns of `n_points`).
+    fn run_program(
+        &self,
+        program: &Self::Compiled,
+        n_points: usize,
+        points: &Self::Buf,
+        features: &Self::Buf,
+        params: &Self::Buf,
+        out: &mut Self::Buf,
+    );
+
+    /// Series mode: the Taylor coefficients `0..=shape.order` of every output along every probe
+    /// direction, in the jet-batch layout of `shape` (width = number of outputs, not collapsed).
+    fn run_program_series(
+        &self,
+        program: &Self::Compiled,
+        shape: JetShape,
+        points: &Self::Buf,
+        probes: &SlotProbes<'_, Self>,
+        params: &Self::Buf,
+        out: &mut Self::Buf,
+    );
+}
+
+/// The shapes of one readout: the model output `m` (width 1), whether ansatz series are given, and
+/// the number of terms estimated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadoutShape {
+    /// The jet shape of the model output (width 1; may be collapsed).
+    pub shape: JetShape,
+    /// Terms estimated per point.
+    pub n_terms: usize,
+}
+
+impl ReadoutShape {
+    /// Features per point: `u` and the terms.
+    pub fn n_features(&self) -> usize {
+        1 + self.n_terms
+    }
+
+    /// Length of the weight table: `n_terms × V × K`.
+    pub fn n_weights(&self) -> usize {
+        self.n_terms * self.shape.n_dirs * self.shape.order
+    }
+}
+
+/// The generic primitives of a training step beyond compiled programs: inputs with tangents in any
+/// slot, the ansatz-and-readout from model jets to per-point features, its adjoint, and the point
+/// samplers of [`crate::rng::sample_points_from`].
+pub trait GenericStep: ProgramBackend {
+    /// The input layer on a jet batch: primal rows `x·W1ᵀ + b1` and, for every direction `s` and slot
+    /// `k`, the tangent rows `W1·v_k^s` (a scaled column gather for one-hot probes), broadcast to every
+    /// point; a collapsed shape stores `Σ_s W1·v_K^s` in its top block. `stride` is the row length of
+    /// `points` and the column count of `W1`. Order 0 computes the primal rows only.
+    fn input_layer_forward_slots(
+        &self,
+        shape: JetShape,
+        stride: usize,
+        points: &Self::Buf,
+        probes: &SlotProbes<'_, Self>,
+        params: &Self::Buf,
+        weight_offset: usize,
+        z: &mut Self::Buf,
+    );
+
+    /// Adjoint of [`GenericStep::input_layer_forward_slots`] for `W1` and `b1`, accumulated into
+    /// `grad` (a scatter-add into the probed columns for one-hot probes).
+    fn input_layer_backward_slots(
+        &self,
+        shape: JetShape,
+        stride: usize,
+        points: &Self::Buf,
+        probes: &SlotProbes<'_, Self>,
+        z_bar: &Self::Buf,
+        grad: &mut Self::Buf,
+        weight_offset: usize,
+    );
+
+    /// The ansatz `u = A + B·m` along every direction (Cauchy products of the series of `A` and `B`
+    /// in `ansatz`, a jet batch of width 2 with the model's order, directions and points, never
+    /// collapsed) and the readout of the terms: writes `features` (`1 + n_terms` columns of `N`):
+    /// column 0 is `u_0`, column `1 + j` is `Σ_s Σ_{k=1..K} W[j][s][k−1]·k!·u_k^s` with `W` the weight
+    /// table (`n_terms × V × K`, weights on derivative coefficients). A collapsed `m` holds
+    /// `Σ_s m_K^s` in its top block and the top weights must be equal across directions
+    /// (`W[j][0][K−1]` is used).
+    fn readout_forward(
+        &self,
+        r: ReadoutShape,
+        m: &Self::Buf,
+        ansatz: &Self::Buf,
+        weights: &Self::Buf,
+        features: &mut Self::Buf,
+    );
+
+    /// Adjoint of [`GenericStep::readout_forward`]: the cotangent of `m` (overwritten, same shape as
+    /// `m`) from the features' cotangents (`1 + n_terms` columns of `N`).
+    fn readout_backward(
+        &self,
+        r: ReadoutShape,
+        ansatz: &Self::Buf,
+        weights: &Self::Buf,
+        feature_bar: &Self::Buf,
+        m_bar: &mut Self::Buf,
+    );
+
+    /// Points `first .. first + n` of a sampler ([`crate::rng::sample_points_from`]) into `out`.
+    fn sample_points(&self, s: PointSampling, seed: u64, step: u32, out: &mut Self::Buf);
+}
+
+/// One draw of points.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PointSampling {
+    /// The space sampler.
+    pub sampler: crate::rng::PointSampler,
+    /// The time column.
+    pub time: crate::rng::TimeSampler,
+    /// First point index.
+    pub first: usize,
+    /// Points.
+    pub n: usize,
+    /// Space dimension.
+    pub d: usize,
+    /// Generator stream.
+    pub stream: u32,
+}
+
+impl PointSampling {
+    /// Row length: `d`, plus one with a time column.
+    pub fn stride(&self) -> usize {
+        self.d + usize::from(self.time.has_time())
+    }
 }

@@ -4,13 +4,16 @@
 
 use std::future::Future;
 
+use super::host_step::{self, HostSlots};
 use super::{
-    AdamStep, Backend, BackendError, Gemm, Nonlinearity, ProbeKind, Probes, ResidualParams,
-    Sampling, SolutionKind,
+    AdamStep, Backend, BackendError, Gemm, GenericStep, Nonlinearity, PointSampling, ProbeKind,
+    Probes, ProgramBackend, ReadoutShape, ResidualParams, Sampling, SlotProbes, SolutionKind,
 };
 use crate::batch::{JetBatch, JetBatchRef, JetShape};
 use crate::mlp::Activation;
 use crate::pde::{Equation, Problem};
+use crate::program::interp::{self, HostProbes};
+use crate::program::Program;
 use crate::reference;
 use crate::rng;
 
@@ -381,6 +384,150 @@ impl Backend for ReferenceBackend {
             let vh = v[i] / c2;
             params[i] -= f64::from(s.lr) * mh / (vh.sqrt() + f64::from(s.eps));
             grad[i] = 0.0;
+        }
+    }
+}
+
+impl ProgramBackend for ReferenceBackend {
+    type Compiled = Program;
+
+    fn compile_program(&self, program: &Program) -> Result<Program, BackendError> {
+        Ok(program.clone())
+    }
+
+    fn run_program(
+        &self,
+        program: &Program,
+        n_points: usize,
+        points: &Vec<f64>,
+        features: &Vec<f64>,
+        params: &Vec<f64>,
+        out: &mut Vec<f64>,
+    ) {
+        let values = interp::run_primal(program, n_points, points, features, params);
+        out[..values.len()].copy_from_slice(&values);
+    }
+
+    fn run_program_series(
+        &self,
+        program: &Program,
+        shape: JetShape,
+        points: &Vec<f64>,
+        probes: &SlotProbes<'_, Self>,
+        params: &Vec<f64>,
+        out: &mut Vec<f64>,
+    ) {
+        let host = HostProbes {
+            kind: probes.kind,
+            slot_index: probes.slot_index.clone(),
+            slot_coeff: probes.slot_coeff.clone(),
+            dense: probes.dense.clone(),
+        };
+        let values = interp::run_series(program, shape, points, &host, params);
+        out[..values.len()].copy_from_slice(&values);
+    }
+}
+
+fn host_slots<'a>(p: &'a SlotProbes<'_, ReferenceBackend>) -> HostSlots<'a, f64> {
+    HostSlots {
+        kind: p.kind,
+        slot_index: p.slot_index,
+        slot_coeff: p.slot_coeff,
+        dense: p.dense,
+    }
+}
+
+impl GenericStep for ReferenceBackend {
+    fn input_layer_forward_slots(
+        &self,
+        shape: JetShape,
+        stride: usize,
+        points: &Vec<f64>,
+        probes: &SlotProbes<'_, Self>,
+        params: &Vec<f64>,
+        weight_offset: usize,
+        z: &mut Vec<f64>,
+    ) {
+        let (np, width) = (shape.n_points, shape.width);
+        let bias = weight_offset + width * stride;
+        for n in 0..np {
+            for h in 0..width {
+                let w = &params[weight_offset + h * stride..weight_offset + (h + 1) * stride];
+                let x = &points[n * stride..(n + 1) * stride];
+                z[n * width + h] =
+                    w.iter().zip(x).map(|(a, b)| a * b).sum::<f64>() + params[bias + h];
+            }
+        }
+        host_step::input_tangent_blocks(
+            shape,
+            stride,
+            &host_slots(probes),
+            params,
+            weight_offset,
+            z,
+        );
+    }
+
+    fn input_layer_backward_slots(
+        &self,
+        shape: JetShape,
+        stride: usize,
+        points: &Vec<f64>,
+        probes: &SlotProbes<'_, Self>,
+        z_bar: &Vec<f64>,
+        grad: &mut Vec<f64>,
+        weight_offset: usize,
+    ) {
+        let (np, width) = (shape.n_points, shape.width);
+        let bias = weight_offset + width * stride;
+        for n in 0..np {
+            for h in 0..width {
+                let zb = z_bar[n * width + h];
+                grad[bias + h] += zb;
+                for j in 0..stride {
+                    grad[weight_offset + h * stride + j] += zb * points[n * stride + j];
+                }
+            }
+        }
+        host_step::input_tangent_grad(
+            shape,
+            stride,
+            &host_slots(probes),
+            z_bar,
+            grad,
+            weight_offset,
+        );
+    }
+
+    fn readout_forward(
+        &self,
+        r: ReadoutShape,
+        m: &Vec<f64>,
+        ansatz: &Vec<f64>,
+        weights: &Vec<f64>,
+        features: &mut Vec<f64>,
+    ) {
+        host_step::readout_forward(r, m, ansatz, weights, features);
+    }
+
+    fn readout_backward(
+        &self,
+        r: ReadoutShape,
+        ansatz: &Vec<f64>,
+        weights: &Vec<f64>,
+        feature_bar: &Vec<f64>,
+        m_bar: &mut Vec<f64>,
+    ) {
+        host_step::readout_backward(r, ansatz, weights, feature_bar, m_bar);
+    }
+
+    fn sample_points(&self, s: PointSampling, seed: u64, step: u32, out: &mut Vec<f64>) {
+        let mut host = vec![0.0f32; s.n * s.stride()];
+        rng::sample_points_from(
+            seed, s.sampler, s.time, s.stream, step, s.first, s.n, s.d, &mut host,
+        );
+        for (o, v) in out.iter_mut().zip(&host) {
+            *o = f64::from(*v);
         }
     }
 }

@@ -263,3 +263,47 @@ pub(crate) fn add_columns(rows: &[f32], width: usize, acc: &mut [f64]) {
         }
     }
 }
+
+/// `atan x`, about 2 ulp for every finite `x` (±π/2 at ±∞, NaN stays NaN); branch-free.
+///
+/// Cephes `atanf`: `|x|` is reduced below `tan(π/8)` with `atan x = π/4 + atan((x−1)/(x+1))` above
+/// `tan(π/8)` and `atan x = π/2 − atan(1/x)` above `tan(3π/8)` (one division either way, chosen by
+/// selects), then an odd degree-9 polynomial; the sign is copied back from `x`.
+#[allow(clippy::excessive_precision)]
+#[inline(always)]
+pub(crate) fn atan_f32(v: f32) -> f32 {
+    let x = v.abs();
+    let big = x > 2.414_213_562_373_095;
+    let mid = x > 0.414_213_562_373_095;
+    let num = if big {
+        -1.0
+    } else if mid {
+        x - 1.0
+    } else {
+        x
+    };
+    let den = if big {
+        x
+    } else if mid {
+        x + 1.0
+    } else {
+        1.0
+    };
+    let base = if big {
+        std::f32::consts::FRAC_PI_2
+    } else if mid {
+        std::f32::consts::FRAC_PI_4
+    } else {
+        0.0
+    };
+    let r = num / den;
+    let z = r * r;
+    let p = (((8.053_744_495_38e-2 * z - 1.387_768_560_32e-1) * z + 1.997_771_064_78e-1) * z
+        - 3.333_294_915_39e-1)
+        * z
+        * r
+        + r;
+    let y = base + p;
+    // y ≥ 0 here, so or-ing in the sign bit of v gives atan(v) = sign(v)·atan|v|.
+    f32::from_bits(y.to_bits() | (v.to_bits() & 0x8000_0000))
+}

@@ -1,0 +1,211 @@
+//! The generic step primitives ([`GenericStep`]) on the CPU backend: the input layer with probes in
+//! any slot (one large product for the primal rows, column gathers and scatter-adds for one-hot
+//! tangents), the ansatz-and-readout and its adjoint, and every point sampler.
+
+use rayon::prelude::*;
+
+use super::{add_bias_rows, CpuBackend, MatRef};
+use crate::backend::host_step::{self, HostSlots};
+use crate::backend::{
+    Backend, GenericStep, PointSampling, ProbeKind, ReadoutShape, Sampling, SlotProbes,
+};
+use crate::batch::JetShape;
+use crate::rng::{self, PointSampler, TimeSampler};
+
+fn host_slots<'a>(p: &'a SlotProbes<'_, CpuBackend>) -> HostSlots<'a, f32> {
+    HostSlots {
+        kind: p.kind,
+        slot_index: p.slot_index,
+        slot_coeff: p.slot_coeff,
+        dense: p.dense,
+    }
+}
+
+impl GenericStep for CpuBackend {
+    fn input_layer_forward_slots(
+        &self,
+        shape: JetShape,
+        stride: usize,
+        points: &Vec<f32>,
+        probes: &SlotProbes<'_, Self>,
+        params: &Vec<f32>,
+        weight_offset: usize,
+        z: &mut Vec<f32>,
+    ) {
+        let (np, width) = (shape.n_points, shape.width);
+        let block_len = np * width;
+        let bias_offset = weight_offset + width * stride;
+        self.gemm_raw(
+            (np, width, stride),
+            1.0,
+            (points, MatRef::row_major(0, stride)),
+            (params, MatRef::transposed(weight_offset, stride)),
+            0.0,
+            (&mut z[..block_len], MatRef::row_major(0, width)),
+        );
+        add_bias_rows(
+            &mut z[..block_len],
+            &params[bias_offset..bias_offset + width],
+        );
+        if shape.order == 0 {
+            return;
+        }
+        if probes.kind == ProbeKind::Dense {
+            // W1·v_s for all directions is one small product; the host helper then places the rows.
+            let v = shape.n_dirs;
+            let mut rows = vec![0.0f32; v * width];
+            self.gemm_raw(
+                (v, width, stride),
+                1.0,
+                (probes.dense, MatRef::row_major(0, stride)),
+                (params, MatRef::transposed(weight_offset, stride)),
+                0.0,
+                (&mut rows, MatRef::row_major(0, width)),
+            );
+            let z = &mut z[..shape.len()];
+            z[block_len..].fill(0.0);
+            let mut top = vec![0.0f32; width];
+            for (s, row) in rows.chunks_exact(width.max(1)).enumerate().take(v) {
+                if shape.collapsed && shape.order == 1 {
+                    top.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+                    continue;
+                }
+                let b = shape.block(1, s);
+                for dst in z[b * block_len..(b + 1) * block_len].chunks_exact_mut(width.max(1)) {
+                    dst.copy_from_slice(row);
+                }
+            }
+            if shape.collapsed && shape.order == 1 {
+                let b = shape.block(1, 0);
+                for dst in z[b * block_len..(b + 1) * block_len].chunks_exact_mut(width.max(1)) {
+                    dst.copy_from_slice(&top);
+                }
+            }
+            return;
+        }
+        host_step::input_tangent_blocks(
+            shape,
+            stride,
+            &host_slots(probes),
+            params,
+            weight_offset,
+            z,
+        );
+    }
+
+    fn input_layer_backward_slots(
+        &self,
+        shape: JetShape,
+        stride: usize,
+        points: &Vec<f32>,
+        probes: &SlotProbes<'_, Self>,
+        z_bar: &Vec<f32>,
+        grad: &mut Vec<f32>,
+        weight_offset: usize,
+    ) {
+        let (np, width) = (shape.n_points, shape.width);
+        let block_len = np * width;
+        let bias_offset = weight_offset + width * stride;
+        // ∂W1 += z̄_primalᵀ·X: the one large product of a step at high dimension.
+        self.gemm_raw(
+            (width, stride, np),
+            1.0,
+            (z_bar, MatRef::transposed(0, width)),
+            (points, MatRef::row_major(0, stride)),
+            1.0,
+            (grad, MatRef::row_major(weight_offset, stride)),
+        );
+        let mut acc = vec![0.0f64; width];
+        self.column_sums(&z_bar[..block_len], width, &mut acc);
+        for (g, a) in grad[bias_offset..bias_offset + width].iter_mut().zip(&acc) {
+            *g = (f64::from(*g) + a) as f32;
+        }
+        if shape.order == 0 {
+            return;
+        }
+        if probes.kind == ProbeKind::Dense {
+            // G[s] = Σ_n z̄[slot-1 block of s], then ∂W1 += Gᵀ·V (one small product).
+            let v = shape.n_dirs;
+            let mut sums = vec![0.0f32; v * width];
+            for s in 0..v {
+                let b = shape.block(1, s);
+                self.column_sums(&z_bar[b * block_len..(b + 1) * block_len], width, &mut acc);
+                for (g, a) in sums[s * width..(s + 1) * width].iter_mut().zip(&acc) {
+                    *g = *a as f32;
+                }
+            }
+            self.gemm_raw(
+                (width, stride, v),
+                1.0,
+                (&sums, MatRef::transposed(0, width)),
+                (probes.dense, MatRef::row_major(0, stride)),
+                1.0,
+                (grad, MatRef::row_major(weight_offset, stride)),
+            );
+            return;
+        }
+        host_step::input_tangent_grad(
+            shape,
+            stride,
+            &host_slots(probes),
+            z_bar,
+            grad,
+            weight_offset,
+        );
+    }
+
+    fn readout_forward(
+        &self,
+        r: ReadoutShape,
+        m: &Vec<f32>,
+        ansatz: &Vec<f32>,
+        weights: &Vec<f32>,
+        features: &mut Vec<f32>,
+    ) {
+        host_step::readout_forward(r, m, ansatz, weights, features);
+    }
+
+    fn readout_backward(
+        &self,
+        r: ReadoutShape,
+        ansatz: &Vec<f32>,
+        weights: &Vec<f32>,
+        feature_bar: &Vec<f32>,
+        m_bar: &mut Vec<f32>,
+    ) {
+        host_step::readout_backward(r, ansatz, weights, feature_bar, m_bar);
+    }
+
+    fn sample_points(&self, s: PointSampling, seed: u64, step: u32, out: &mut Vec<f32>) {
+        if s.sampler == PointSampler::Ball && s.time == TimeSampler::None {
+            // The vectorised ball sampler draws the same bits.
+            self.sample(
+                Sampling::BallPoints {
+                    first: s.first,
+                    n: s.n,
+                    d: s.d,
+                    stream: s.stream,
+                },
+                seed,
+                step,
+                out,
+            );
+            return;
+        }
+        let stride = s.stride();
+        let out = &mut out[..s.n * stride];
+        let draw = |first: usize, chunk: &mut [f32]| {
+            let n = chunk.len() / stride.max(1);
+            rng::sample_points_from(
+                seed, s.sampler, s.time, s.stream, step, first, n, s.d, chunk,
+            );
+        };
+        match self.stream_items(s.n, stride) {
+            None => draw(s.first, out),
+            Some(rows) => out
+                .par_chunks_mut(rows * stride)
+                .enumerate()
+                .for_each(|(c, chunk)| draw(s.first + c * rows, chunk)),
+        }
+    }
+}

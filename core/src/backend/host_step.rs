@@ -1,0 +1,317 @@
+//! Host implementations of the generic step primitives ([`super::GenericStep`]) shared by the
+//! reference (f64) and CPU (f32) backends: the ansatz-and-readout, its adjoint, and the tangent rows
+//! of the input layer with probes in any slot. The CPU backend runs its large products itself.
+
+use super::{ProbeKind, ReadoutShape};
+use crate::batch::JetShape;
+use crate::series::factorial;
+
+/// A host float: f64 for the reference, f32 for the CPU backend; sums run in f64.
+pub(crate) trait HostFloat: Copy + Send + Sync {
+    fn get(self) -> f64;
+    fn put(v: f64) -> Self;
+}
+
+impl HostFloat for f64 {
+    #[inline(always)]
+    fn get(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn put(v: f64) -> Self {
+        v
+    }
+}
+
+impl HostFloat for f32 {
+    #[inline(always)]
+    fn get(self) -> f64 {
+        f64::from(self)
+    }
+    #[inline(always)]
+    fn put(v: f64) -> Self {
+        v as f32
+    }
+}
+
+/// Host probe buffers (one-hot slots or dense rows).
+pub(crate) struct HostSlots<'a, T> {
+    pub kind: ProbeKind,
+    pub slot_index: &'a [u32],
+    pub slot_coeff: &'a [T],
+    pub dense: &'a [T],
+}
+
+/// The series of `u = A + B·m` of direction `s` at point `n`, coefficients `0..=K`; in a collapsed
+/// shape the top coefficient is this direction's part without `B_0·m_K` (which only exists summed).
+fn u_series<T: HostFloat>(
+    shape: JetShape,
+    m: &[T],
+    ansatz: &[T],
+    n: usize,
+    s: usize,
+    out: &mut [f64],
+) {
+    let k_max = shape.order;
+    let np = shape.n_points;
+    let a_shape = JetShape {
+        width: 2,
+        collapsed: false,
+        ..shape
+    };
+    let ab = |k: usize, f: usize| ansatz[a_shape.index(a_shape.block(k, s), n, f)].get();
+    let mm = |k: usize| m[shape.block(k, s) * np + n].get();
+    for k in 0..=k_max {
+        let mut acc = ab(k, 0);
+        for i in 0..=k {
+            if shape.collapsed && k == k_max && i == 0 {
+                continue;
+            }
+            acc += ab(i, 1) * mm(k - i);
+        }
+        out[k] = acc;
+    }
+}
+
+/// [`super::GenericStep::readout_forward`] on host buffers.
+pub(crate) fn readout_forward<T: HostFloat>(
+    r: ReadoutShape,
+    m: &[T],
+    ansatz: &[T],
+    weights: &[T],
+    features: &mut [T],
+) {
+    let shape = r.shape;
+    let (np, v, k_max, nt) = (shape.n_points, shape.n_dirs, shape.order, r.n_terms);
+    let a_shape = JetShape {
+        width: 2,
+        collapsed: false,
+        ..shape
+    };
+    let w =
+        |j: usize, s: usize, k: usize| weights[(j * v + s) * k_max + k - 1].get() * factorial(k);
+    let mut u = vec![0.0; k_max + 1];
+    let mut terms = vec![0.0; nt];
+    for n in 0..np {
+        terms.iter_mut().for_each(|t| *t = 0.0);
+        for s in 0..v {
+            u_series(shape, m, ansatz, n, s, &mut u);
+            for (j, t) in terms.iter_mut().enumerate() {
+                for k in 1..=k_max {
+                    *t += w(j, s, k) * u[k];
+                }
+            }
+        }
+        if shape.collapsed && k_max >= 1 {
+            // The summed top block, read with the common top weight.
+            let b0 = ansatz[a_shape.index(0, n, 1)].get();
+            let top = m[shape.block(k_max, 0) * np + n].get();
+            for (j, t) in terms.iter_mut().enumerate() {
+                *t += w(j, 0, k_max) * b0 * top;
+            }
+        }
+        let a0 = ansatz[a_shape.index(0, n, 0)].get();
+        let b0 = ansatz[a_shape.index(0, n, 1)].get();
+        features[n] = T::put(a0 + b0 * m[n].get());
+        for (j, t) in terms.iter().enumerate() {
+            features[(1 + j) * np + n] = T::put(*t);
+        }
+    }
+}
+
+/// [`super::GenericStep::readout_backward`] on host buffers.
+pub(crate) fn readout_backward<T: HostFloat>(
+    r: ReadoutShape,
+    ansatz: &[T],
+    weights: &[T],
+    feature_bar: &[T],
+    m_bar: &mut [T],
+) {
+    let shape = r.shape;
+    let (np, v, k_max, nt) = (shape.n_points, shape.n_dirs, shape.order, r.n_terms);
+    let a_shape = JetShape {
+        width: 2,
+        collapsed: false,
+        ..shape
+    };
+    let w =
+        |j: usize, s: usize, k: usize| weights[(j * v + s) * k_max + k - 1].get() * factorial(k);
+    let m_bar = &mut m_bar[..shape.len()];
+    m_bar.iter_mut().for_each(|x| *x = T::put(0.0));
+    let mut u_bar = vec![0.0; k_max + 1];
+    for n in 0..np {
+        let fb = |f: usize| feature_bar[f * np + n].get();
+        let bb = |k: usize, s: usize| ansatz[a_shape.index(a_shape.block(k, s), n, 1)].get();
+        let mut m0_bar = fb(0) * bb(0, 0);
+        let mut top_bar = 0.0;
+        for s in 0..v {
+            for k in 1..=k_max {
+                u_bar[k] = (0..nt).map(|j| fb(1 + j) * w(j, s, k)).sum();
+            }
+            if shape.collapsed && k_max >= 1 {
+                // Every direction's top shares the common weight.
+                u_bar[k_max] = (0..nt).map(|j| fb(1 + j) * w(j, 0, k_max)).sum();
+                top_bar = u_bar[k_max];
+            }
+            // u_k = Σ_i B_i m_{k−i}: m̄_q += ū_k·B_{k−q}.
+            for k in 1..=k_max {
+                m0_bar += u_bar[k] * bb(k, s);
+            }
+            let upper = if shape.collapsed { k_max - 1 } else { k_max };
+            for q in 1..=upper {
+                let acc: f64 = (q..=k_max).map(|k| u_bar[k] * bb(k - q, s)).sum();
+                m_bar[shape.block(q, s) * np + n] = T::put(acc);
+            }
+        }
+        if shape.collapsed && k_max >= 1 {
+            m_bar[shape.block(k_max, 0) * np + n] = T::put(top_bar * bb(0, 0));
+        }
+        m_bar[n] = T::put(m0_bar);
+    }
+}
+
+/// The tangent row of direction `s`, slot `k` (`W1·v_k^s`, `width` values) into `row`; `false` when
+/// the slot is empty.
+pub(crate) fn tangent_row<T: HostFloat>(
+    probes: &HostSlots<'_, T>,
+    order: usize,
+    stride: usize,
+    width: usize,
+    params: &[T],
+    weight_offset: usize,
+    s: usize,
+    k: usize,
+    row: &mut [f64],
+) -> bool {
+    match probes.kind {
+        ProbeKind::OneHot => {
+            let j = probes.slot_index[s * order + k - 1];
+            if j == u32::MAX {
+                return false;
+            }
+            let j = j as usize;
+            assert!(j < stride, "probe index {j} out of 0..{stride}");
+            let c = probes.slot_coeff[s * order + k - 1].get();
+            for (h, r) in row.iter_mut().enumerate().take(width) {
+                *r = c * params[weight_offset + h * stride + j].get();
+            }
+            true
+        }
+        ProbeKind::Dense => {
+            if k != 1 {
+                return false;
+            }
+            let v = &probes.dense[s * stride..(s + 1) * stride];
+            for (h, r) in row.iter_mut().enumerate().take(width) {
+                let w = &params[weight_offset + h * stride..weight_offset + (h + 1) * stride];
+                *r = w.iter().zip(v).map(|(a, b)| a.get() * b.get()).sum();
+            }
+            true
+        }
+    }
+}
+
+/// Writes the tangent blocks of the input layer (every block but the primal) from the probes.
+pub(crate) fn input_tangent_blocks<T: HostFloat>(
+    shape: JetShape,
+    stride: usize,
+    probes: &HostSlots<'_, T>,
+    params: &[T],
+    weight_offset: usize,
+    z: &mut [T],
+) {
+    let (np, width, v, k_max) = (shape.n_points, shape.width, shape.n_dirs, shape.order);
+    let block_len = np * width;
+    z[block_len..shape.len()]
+        .iter_mut()
+        .for_each(|x| *x = T::put(0.0));
+    let mut row = vec![0.0; width];
+    let mut top_sum = vec![0.0; width];
+    for s in 0..v {
+        for k in 1..=k_max {
+            if !tangent_row(
+                probes,
+                k_max,
+                stride,
+                width,
+                params,
+                weight_offset,
+                s,
+                k,
+                &mut row,
+            ) {
+                continue;
+            }
+            if shape.collapsed && k == k_max {
+                top_sum.iter_mut().zip(&row).for_each(|(a, b)| *a += b);
+                continue;
+            }
+            let b = shape.block(k, s);
+            for n in 0..np {
+                for (h, r) in row.iter().enumerate() {
+                    z[(b * np + n) * width + h] = T::put(*r);
+                }
+            }
+        }
+    }
+    if shape.collapsed && k_max >= 1 {
+        let b = shape.block(k_max, 0);
+        for n in 0..np {
+            for (h, r) in top_sum.iter().enumerate() {
+                z[(b * np + n) * width + h] = T::put(*r);
+            }
+        }
+    }
+}
+
+/// Accumulates the tangent rows' weight gradient: `G_k^s = Σ_n z̄[block(k, s), n]` scattered into
+/// the probed columns (one-hot) or multiplied by the dense tangents.
+pub(crate) fn input_tangent_grad<T: HostFloat>(
+    shape: JetShape,
+    stride: usize,
+    probes: &HostSlots<'_, T>,
+    z_bar: &[T],
+    grad: &mut [T],
+    weight_offset: usize,
+) {
+    let (np, width, v, k_max) = (shape.n_points, shape.width, shape.n_dirs, shape.order);
+    let mut g = vec![0.0; width];
+    for s in 0..v {
+        for k in 1..=k_max {
+            let b = shape.block(k, s);
+            g.iter_mut().for_each(|x| *x = 0.0);
+            for n in 0..np {
+                for (h, x) in g.iter_mut().enumerate() {
+                    *x += z_bar[(b * np + n) * width + h].get();
+                }
+            }
+            match probes.kind {
+                ProbeKind::OneHot => {
+                    let j = probes.slot_index[s * k_max + k - 1];
+                    if j == u32::MAX {
+                        continue;
+                    }
+                    let j = j as usize;
+                    assert!(j < stride, "probe index {j} out of 0..{stride}");
+                    let c = probes.slot_coeff[s * k_max + k - 1].get();
+                    for (h, x) in g.iter().enumerate() {
+                        let i = weight_offset + h * stride + j;
+                        grad[i] = T::put(grad[i].get() + c * x);
+                    }
+                }
+                ProbeKind::Dense => {
+                    if k != 1 {
+                        continue;
+                    }
+                    let row = &probes.dense[s * stride..(s + 1) * stride];
+                    for (h, x) in g.iter().enumerate() {
+                        for (j, vj) in row.iter().enumerate() {
+                            let i = weight_offset + h * stride + j;
+                            grad[i] = T::put(grad[i].get() + x * vj.get());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
