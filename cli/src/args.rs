@@ -16,7 +16,8 @@ use stde_core::train::{EstimatorKind, Schedule};
     version,
     about,
     propagate_version = true,
-    args_override_self = true
+    args_override_self = true,
+    arg_required_else_help = true
 )]
 pub struct Cli {
     /// What to do.
@@ -54,8 +55,23 @@ fn count<T: FromStr>(s: &str) -> Result<T, String> {
     if s.trim_start().starts_with('-') {
         return Err("must be a positive integer".into());
     }
-    s.parse()
-        .map_err(|_| format!("{s:?} is not a positive integer"))
+    // clap shows the value itself; repeating it here would double a long one.
+    s.parse().map_err(|_| {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            format!("too large (at most {})", u64::MAX)
+        } else {
+            "not a positive integer".into()
+        }
+    })
+}
+
+/// A number flag (`1e8`, `inf`), refusing NaN.
+fn number(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_nan() => Err("not a number".into()),
+        Ok(v) => Ok(v),
+        Err(_) => Err("not a number".into()),
+    }
 }
 
 /// The flags that make up a training configuration, shared by `train` and `bench`. Every one is
@@ -131,9 +147,20 @@ pub struct TrainArgs {
     /// Write a checkpoint every N steps and at the end [default: at every evaluation and at the end]
     #[arg(long, value_name = "N", value_parser = count::<u64>, allow_negative_numbers = true)]
     pub checkpoint_every: Option<u64>,
-    /// Read the loss back (for the progress bar and history.csv) every N steps
-    #[arg(long, value_name = "N", default_value_t = 10, value_parser = count::<u64>, allow_negative_numbers = true)]
-    pub log_every: u64,
+    /// Also write a checkpoint once S seconds have passed since the last one; 0: never [default: 60]
+    #[arg(long, value_name = "S", value_parser = count::<u64>, allow_negative_numbers = true)]
+    pub checkpoint_seconds: Option<u64>,
+    /// Read the loss back (for the progress bar and history.csv) every N steps [default: 10]
+    #[arg(long, value_name = "N", value_parser = count::<u64>, allow_negative_numbers = true)]
+    pub log_every: Option<u64>,
+    /// Stop as diverged when a logged loss exceeds its best so far by this factor; inf: never
+    /// [default: 1e8]
+    #[arg(long, value_name = "X", value_parser = number, allow_negative_numbers = true)]
+    pub max_loss_ratio: Option<f64>,
+    /// Stop as diverged when an evaluation's relative L2 error exceeds this; inf: never
+    /// [default: 1e3]
+    #[arg(long, value_name = "X", value_parser = number, allow_negative_numbers = true)]
+    pub max_rel_error: Option<f64>,
     /// No progress bar; print one line per evaluation instead
     #[arg(long)]
     pub quiet: bool,
@@ -226,8 +253,11 @@ impl From<ActivationArg> for Activation {
     }
 }
 
-/// `--backend`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+/// `--backend` (and `backend` in the `[run]` table of a config file).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum BackendArg {
     /// The fastest available backend: cuda, else a hardware wgpu adapter, else cpu
     #[default]

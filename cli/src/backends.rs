@@ -79,6 +79,17 @@ impl BackendArg {
     }
 }
 
+impl From<Chosen> for BackendArg {
+    fn from(c: Chosen) -> Self {
+        match c {
+            Chosen::Cpu => BackendArg::Cpu,
+            Chosen::Reference => BackendArg::Reference,
+            Chosen::Wgpu => BackendArg::Wgpu,
+            Chosen::Cuda => BackendArg::Cuda,
+        }
+    }
+}
+
 /// Runs `$body` with `$b` bound to a reference to the chosen backend.
 macro_rules! with_backend {
     ($chosen:expr, $b:ident => $body:expr) => {

@@ -1,8 +1,8 @@
 //! `stde bench`: time a fixed number of training steps and record the figures as CSV and JSON.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -12,11 +12,12 @@ use stde_core::train::{TrainConfig, Trainer};
 
 use crate::args::BenchArgs;
 use crate::backends::{with_backend, Chosen};
-use crate::config;
+use crate::config::{self, RunSettings};
 use crate::error::CliError;
+use crate::files::Budgeted;
 use crate::say;
 use crate::system;
-use crate::train::cli_defaults;
+use crate::train::{check_limits, cli_defaults};
 
 /// One benchmark measurement; the CSV columns are its fields in this order.
 #[derive(Debug, Serialize)]
@@ -88,11 +89,70 @@ impl Record {
     }
 }
 
+/// An output file of `stde bench`, opened for appending before any work so that an unusable path
+/// fails at once; removed again if the command fails and the file was new.
+#[derive(Debug)]
+struct Output {
+    path: PathBuf,
+    file: File,
+    created: bool,
+}
+
+impl Output {
+    fn open(flag: &'static str, path: &Path) -> Result<Self, CliError> {
+        let fail = |source| CliError::OutputFile {
+            flag,
+            path: path.to_path_buf(),
+            source,
+        };
+        if path.is_dir() {
+            return Err(fail(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory",
+            )));
+        }
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(fail)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            created: !existed,
+        })
+    }
+
+    /// Appends `line`, first writing `header` if the file is empty.
+    fn append(&mut self, line: &str, header: Option<&str>) -> Result<(), CliError> {
+        let io = || CliError::io(&self.path);
+        let empty = self.file.metadata().map_err(io())?.len() == 0;
+        let mut text = String::new();
+        if let (true, Some(h)) = (empty, header) {
+            text.push_str(h);
+            text.push('\n');
+        }
+        text.push_str(line);
+        text.push('\n');
+        Budgeted(&self.file)
+            .write_all(text.as_bytes())
+            .map_err(io())
+    }
+
+    /// Removes the file if this command created it and wrote nothing.
+    fn discard(self) {
+        if self.created && self.file.metadata().is_ok_and(|m| m.len() == 0) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// Runs `stde bench`.
 ///
 /// # Errors
-/// [`CliError`] for a bad configuration, an existing CSV file with other columns, a device
-/// failure, divergence, or a file that cannot be written.
+/// [`CliError`] for a bad configuration, an unusable output file or an existing CSV file with
+/// other columns (all before any work), a device failure, divergence, or a failed write.
 pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     if args.steps == 0 {
         return Err(CliError::Flag {
@@ -100,16 +160,49 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             reason: "must be at least 1".into(),
         });
     }
-    let mut cfg = config::resolve(&cli_defaults(), &args.cfg)?;
+    let (mut cfg, settings) = config::resolve(&cli_defaults(), &RunSettings::default(), &args.cfg)?;
     // The schedule spans warm-up and timed steps, as in a real run of that length.
-    cfg.steps = args.warmup + args.steps;
+    cfg.steps = args
+        .warmup
+        .checked_add(args.steps)
+        .ok_or_else(|| CliError::Flag {
+            flag: "warmup",
+            reason: "--warmup plus --steps exceeds the largest step count".into(),
+        })?;
     cfg.eval_every = cfg.steps;
+    check_limits(&cfg)?;
     cfg.validate()?;
-    if let Some(csv) = &args.csv {
-        check_csv_header(csv)?;
+    let mut csv = args
+        .csv
+        .as_deref()
+        .map(|p| Output::open("csv", p))
+        .transpose()?;
+    let opened = match &csv {
+        Some(out) => check_csv_header(&out.path),
+        None => Ok(()),
     }
-    let chosen = args.cfg.backend.unwrap_or_default().resolve();
-    let record = with_backend!(chosen, b => measure(b, chosen, &cfg, args))?;
+    .and_then(|()| {
+        args.json
+            .as_deref()
+            .map(|p| Output::open("json", p))
+            .transpose()
+    });
+    let mut json = match opened {
+        Ok(json) => json,
+        Err(e) => {
+            csv.into_iter().for_each(Output::discard);
+            return Err(e);
+        }
+    };
+    let chosen = settings.backend.unwrap_or_default().resolve();
+    let measured = (|| with_backend!(chosen, b => measure(b, chosen, &cfg, args)))();
+    let record = match measured {
+        Ok(record) => record,
+        Err(e) => {
+            csv.into_iter().chain(json).for_each(Output::discard);
+            return Err(e);
+        }
+    };
     say!(
         "{} {} d={} batch={} V={} {} width={} depth={}{}: {} steps in {:.3} s",
         record.backend,
@@ -149,15 +242,11 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         say!("rel L2        {l2:.4e}");
         say!("rel L1        {l1:.4e}");
     }
-    if let Some(path) = &args.csv {
-        append(path, &record.csv_row(), Some(CSV_HEADER))?;
+    if let Some(out) = &mut csv {
+        out.append(&record.csv_row(), Some(CSV_HEADER))?;
     }
-    if let Some(path) = &args.json {
-        append(
-            path,
-            &serde_json::to_string(&record).unwrap_or_default(),
-            None,
-        )?;
+    if let Some(out) = &mut json {
+        out.append(&serde_json::to_string(&record).unwrap_or_default(), None)?;
     }
     Ok(())
 }
@@ -232,25 +321,10 @@ fn check_csv_header(path: &Path) -> Result<(), CliError> {
             }),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(CliError::io(path)(e)),
+        Err(e) => Err(CliError::OutputFile {
+            flag: "csv",
+            path: path.to_path_buf(),
+            source: e,
+        }),
     }
-}
-
-/// Appends `line` to `path`, first writing `header` if the file is new or empty.
-fn append(path: &Path, line: &str, header: Option<&str>) -> Result<(), CliError> {
-    let io = || CliError::io(path);
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io())?;
-    let empty = f.metadata().map_err(io())?.len() == 0;
-    let mut text = String::new();
-    if let (true, Some(h)) = (empty, header) {
-        text.push_str(h);
-        text.push('\n');
-    }
-    text.push_str(line);
-    text.push('\n');
-    f.write_all(text.as_bytes()).map_err(io())
 }

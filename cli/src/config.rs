@@ -1,12 +1,104 @@
-//! Resolving a `TrainConfig` from defaults, an optional TOML file and command-line flags, and
-//! writing it back as TOML.
+//! Resolving a `TrainConfig` and the run's own settings from defaults, an optional TOML file and
+//! command-line flags, and writing both back as the TOML that `--config` reads.
+//!
+//! # The file
+//!
+//! Top-level keys are the fields of [`TrainConfig`] in kebab-case; a `[run]` table holds the
+//! [`RunSettings`] (checkpoint intervals, logging, divergence guards, backend). TOML integers are
+//! signed 64-bit, so a seed of 2^63 or more is written as a decimal string (`seed =
+//! "18446744073709551615"`); both forms are read.
 
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
 use stde_core::train::TrainConfig;
 
-use crate::args::ConfigFlags;
+use crate::args::{BackendArg, ConfigFlags};
 use crate::error::CliError;
+use crate::text;
+
+/// The run's settings beyond the training configuration: they change how a run is recorded and
+/// guarded, not its numbers, and are saved with the run so that a resumed run keeps them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct RunSettings {
+    /// Write a checkpoint every this many steps (and at the end); `None`: at every evaluation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every: Option<u64>,
+    /// Also write a checkpoint when this many seconds have passed since the last one; 0: never.
+    pub checkpoint_seconds: u64,
+    /// Read the loss back (for the progress display and `history.csv`) every this many steps.
+    pub log_every: u64,
+    /// The run has diverged when a logged loss exceeds its best by more than this factor.
+    pub max_loss_ratio: f64,
+    /// The run has diverged when an evaluation's relative L2 error exceeds this.
+    pub max_rel_error: f64,
+    /// The device; `None`: the backend a resumed run was saved from, else `auto`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<BackendArg>,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: None,
+            checkpoint_seconds: 60,
+            log_every: 10,
+            max_loss_ratio: 1e8,
+            max_rel_error: 1e3,
+            backend: None,
+        }
+    }
+}
+
+impl RunSettings {
+    /// Checks every value.
+    ///
+    /// # Errors
+    /// [`CliError::Flag`] naming the first bad setting by its flag.
+    pub fn validate(&self) -> Result<(), CliError> {
+        let bad = |flag, reason: &str| {
+            Err(CliError::Flag {
+                flag,
+                reason: reason.into(),
+            })
+        };
+        if self.checkpoint_every == Some(0) {
+            return bad("checkpoint-every", "must be at least 1");
+        }
+        if self.log_every == 0 {
+            return bad("log-every", "must be at least 1");
+        }
+        // NaN fails both checks; infinity switches a guard off.
+        if self.max_loss_ratio.is_nan() || self.max_loss_ratio <= 1.0 {
+            return bad(
+                "max-loss-ratio",
+                "must be a number above 1 (inf switches it off)",
+            );
+        }
+        if self.max_rel_error.is_nan() || self.max_rel_error <= 0.0 {
+            return bad(
+                "max-rel-error",
+                "must be a positive number (inf switches it off)",
+            );
+        }
+        Ok(())
+    }
+
+    /// The settings as TOML (the `[run]` table of `config.toml`, and checkpoint metadata).
+    pub fn to_toml(&self) -> String {
+        // Numbers, an optional integer and an enum always serialize.
+        toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads [`RunSettings::to_toml`]'s output back.
+    ///
+    /// # Errors
+    /// The parser's message when the text is not a valid settings table.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| one_line(&e.to_string()))
+    }
+}
 
 /// Collapses a multi-line parser message into one line. TOML errors quote the offending source
 /// line in a `N | …` gutter; the position is already in the first line, so the quote is dropped.
@@ -29,45 +121,131 @@ fn one_line(msg: &str) -> String {
     }
 }
 
-/// Reads `path` and lays its keys over `base`. Keys are those of [`TrainConfig`] in kebab-case;
-/// any key the file omits keeps the value of `base`.
+/// A seed as TOML: an integer when it fits TOML's signed 64-bit integers, else a decimal string.
+fn seed_to_toml(seed: u64) -> toml::Value {
+    match i64::try_from(seed) {
+        Ok(v) => toml::Value::Integer(v),
+        Err(_) => toml::Value::String(seed.to_string()),
+    }
+}
+
+/// A seed read from TOML: a non-negative integer or a decimal string of a `u64`.
+fn seed_from_toml(value: &toml::Value) -> Result<u64, String> {
+    let range = "a seed is an integer from 0 to 18446744073709551615 (write seeds of 2^63 or \
+                 more as a string, e.g. seed = \"18446744073709551615\")";
+    match value {
+        toml::Value::Integer(v) => u64::try_from(*v).map_err(|_| format!("seed = {v}: {range}")),
+        toml::Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| format!("seed = {}: {range}", text::quote(s))),
+        other => Err(format!("seed is a {}: {range}", other.type_str())),
+    }
+}
+
+/// `base` as a TOML table with its seed set to 0 (TOML cannot hold every `u64`; the caller puts the
+/// seed in).
+fn config_table(base: &TrainConfig) -> Result<toml::Table, String> {
+    let mut plain = base.clone();
+    plain.seed = 0;
+    toml::Table::try_from(&plain).map_err(|e| e.to_string())
+}
+
+/// Lays the keys of `file` over `base`, refusing keys `base` does not have.
+fn overlay_table(base: toml::Table, file: toml::Table, what: &str) -> Result<toml::Table, String> {
+    let mut merged = base;
+    for (key, value) in file {
+        if !merged.contains_key(&key) {
+            let known: Vec<&str> = merged.keys().map(String::as_str).collect();
+            let table = if what.is_empty() {
+                " and a [run] table"
+            } else {
+                ""
+            };
+            return Err(format!(
+                "unknown {what}key {}; known keys: {}{table}",
+                text::quote(&key),
+                known.join(", ")
+            ));
+        }
+        merged.insert(key, value);
+    }
+    Ok(merged)
+}
+
+/// Reads `path` and lays its keys over `base` and `base_run`. Keys are those of [`TrainConfig`]
+/// in kebab-case plus the `[run]` table of [`RunSettings`]; any key the file omits keeps its base
+/// value.
 ///
 /// # Errors
 /// [`CliError::ConfigFile`] naming the file for an unreadable file, a TOML syntax error, an
 /// unknown key or a value of the wrong type.
-pub fn overlay_file(base: &TrainConfig, path: &Path) -> Result<TrainConfig, CliError> {
+pub fn overlay_file(
+    base: &TrainConfig,
+    base_run: &RunSettings,
+    path: &Path,
+) -> Result<(TrainConfig, RunSettings), CliError> {
     let bad = |reason: String| CliError::ConfigFile {
         path: path.to_path_buf(),
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let file: toml::Table = toml::from_str(&text).map_err(|e| bad(one_line(&e.to_string())))?;
+    let mut file: toml::Table = toml::from_str(&text).map_err(|e| bad(one_line(&e.to_string())))?;
+    let run_file = match file.remove("run") {
+        None => toml::Table::new(),
+        Some(toml::Value::Table(t)) => t,
+        Some(other) => {
+            return Err(bad(format!(
+                "`run` must be a table ([run]), not a {}",
+                other.type_str()
+            )))
+        }
+    };
+    let seed = match file.remove("seed") {
+        None => base.seed,
+        Some(v) => seed_from_toml(&v).map_err(bad)?,
+    };
     // The base is serialized so that the file is checked against the config's own field list: a
     // field added to TrainConfig is accepted here without touching the CLI.
-    let mut merged = toml::Table::try_from(base).map_err(|e| bad(e.to_string()))?;
-    for (key, value) in file {
-        if !merged.contains_key(&key) {
-            let known: Vec<&str> = merged.keys().map(String::as_str).collect();
-            return Err(bad(format!(
-                "unknown key `{key}`; known keys: {}",
-                known.join(", ")
-            )));
-        }
-        merged.insert(key, value);
-    }
-    toml::Value::Table(merged)
+    let merged = overlay_table(config_table(base).map_err(bad)?, file, "").map_err(bad)?;
+    let mut cfg: TrainConfig = toml::Value::Table(merged)
         .try_into()
-        .map_err(|e: toml::de::Error| bad(one_line(&e.to_string())))
+        .map_err(|e: toml::de::Error| bad(one_line(&e.to_string())))?;
+    cfg.seed = seed;
+    let run_base = toml::Table::try_from(RunSettings {
+        // Every key is present in the base so that the file may set any of them.
+        checkpoint_every: base_run.checkpoint_every.or(Some(0)),
+        backend: base_run.backend.or(Some(BackendArg::Auto)),
+        ..base_run.clone()
+    })
+    .map_err(|e| bad(e.to_string()))?;
+    let run_merged = overlay_table(run_base, run_file.clone(), "[run] ").map_err(bad)?;
+    let mut run: RunSettings = toml::Value::Table(run_merged)
+        .try_into()
+        .map_err(|e: toml::de::Error| bad(format!("[run]: {}", one_line(&e.to_string()))))?;
+    // Keys the file did not set keep the base's value, `None` included.
+    if !run_file.contains_key("checkpoint-every") {
+        run.checkpoint_every = base_run.checkpoint_every;
+    }
+    if !run_file.contains_key("backend") {
+        run.backend = base_run.backend;
+    }
+    Ok((cfg, run))
 }
 
-/// `base`, overlaid with `--config` (if given) and then with every flag that was given.
+/// `base`, overlaid with `--config` (if given) and then with every configuration flag that was
+/// given; the run settings likewise (their own flags are applied by the subcommand).
 ///
 /// # Errors
 /// As [`overlay_file`].
-pub fn resolve(base: &TrainConfig, flags: &ConfigFlags) -> Result<TrainConfig, CliError> {
-    let mut cfg = match &flags.config {
-        Some(path) => overlay_file(base, path)?,
-        None => base.clone(),
+pub fn resolve(
+    base: &TrainConfig,
+    base_run: &RunSettings,
+    flags: &ConfigFlags,
+) -> Result<(TrainConfig, RunSettings), CliError> {
+    let (mut cfg, mut run) = match &flags.config {
+        Some(path) => overlay_file(base, base_run, path)?,
+        None => (base.clone(), base_run.clone()),
     };
     let f = flags;
     if let Some(v) = &f.equation {
@@ -109,22 +287,40 @@ pub fn resolve(base: &TrainConfig, flags: &ConfigFlags) -> Result<TrainConfig, C
     if f.no_collapse {
         cfg.collapsed = false;
     }
-    Ok(cfg)
+    if let Some(v) = f.backend {
+        run.backend = Some(v);
+    }
+    Ok((cfg, run))
 }
 
-/// The configuration as a TOML document that `--config` reads back.
-pub fn to_toml(cfg: &TrainConfig) -> String {
-    // A plain struct of numbers, strings and enums always serializes.
-    let body = toml::to_string(cfg).unwrap_or_default();
+/// The configuration and settings as a TOML document that `--config` reads back.
+pub fn to_toml(cfg: &TrainConfig, run: &RunSettings) -> String {
+    // A table of numbers, strings and enums always serializes.
+    let body = config_table(cfg)
+        .map(|mut t| {
+            t.insert("seed".into(), seed_to_toml(cfg.seed));
+            t
+        })
+        .and_then(|t| toml::to_string(&t).map_err(|e| e.to_string()))
+        .unwrap_or_default();
     format!(
-        "# The resolved configuration of this run; `stde train --config config.toml` repeats it.\n{}\n",
-        body.trim_end()
+        "# The resolved configuration of this run; `stde train --config config.toml` repeats it.\n\
+         {}\n\n[run]\n{}\n",
+        body.trim_end(),
+        run.to_toml().trim_end()
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("stde-config-{name}-{}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
 
     #[test]
     fn written_config_reads_back_through_overlay() {
@@ -134,28 +330,56 @@ mod tests {
             collapsed: false,
             ..TrainConfig::default()
         };
-        let path = std::env::temp_dir().join(format!("stde-config-rt-{}.toml", std::process::id()));
-        std::fs::write(&path, to_toml(&cfg)).unwrap();
-        let back = overlay_file(&TrainConfig::default(), &path).unwrap();
+        let run = RunSettings {
+            checkpoint_every: Some(25),
+            max_loss_ratio: f64::INFINITY,
+            backend: Some(BackendArg::Cpu),
+            ..RunSettings::default()
+        };
+        let path = temp_file("rt", &to_toml(&cfg, &run));
+        let back = overlay_file(&TrainConfig::default(), &RunSettings::default(), &path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(back, cfg);
+        assert_eq!(back, (cfg, run));
+    }
+
+    #[test]
+    fn seeds_of_every_size_read_back() {
+        for seed in [0, 7, (1 << 63) - 1, 1 << 63, u64::MAX] {
+            let cfg = TrainConfig {
+                seed,
+                ..TrainConfig::default()
+            };
+            let text = to_toml(&cfg, &RunSettings::default());
+            let path = temp_file(&format!("seed-{seed}"), &text);
+            let (back, _) =
+                overlay_file(&TrainConfig::default(), &RunSettings::default(), &path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            assert_eq!(back.seed, seed, "{text}");
+        }
+        let path = temp_file("seed-negative", "seed = -1\n");
+        let e = overlay_file(&TrainConfig::default(), &RunSettings::default(), &path).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert!(e.to_string().contains("seed = -1"), "{e}");
     }
 
     #[test]
     fn flags_override_file_and_file_overrides_base() {
-        let path =
-            std::env::temp_dir().join(format!("stde-config-prec-{}.toml", std::process::id()));
-        std::fs::write(&path, "dim = 9\nwidth = 32\n").unwrap();
+        let path = temp_file("prec", "dim = 9\nwidth = 32\n[run]\nlog-every = 3\n");
         let flags = ConfigFlags {
             config: Some(path.clone()),
             dim: Some(11),
             ..ConfigFlags::default()
         };
-        let cfg = resolve(&TrainConfig::default(), &flags).unwrap();
+        let base_run = RunSettings {
+            checkpoint_every: Some(4),
+            ..RunSettings::default()
+        };
+        let (cfg, run) = resolve(&TrainConfig::default(), &base_run, &flags).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(
             (cfg.dim, cfg.width, cfg.depth),
             (11, 32, TrainConfig::default().depth)
         );
+        assert_eq!((run.log_every, run.checkpoint_every), (3, Some(4)));
     }
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use stde_core::train::Evaluation;
 
 use crate::error::CliError;
+use crate::files::{self, Budgeted};
 
 /// The header line (without newline).
 pub const HEADER: &str = "step,loss,rel_l2,rel_l1,lr,seconds";
@@ -30,7 +31,7 @@ pub struct Row {
 #[derive(Debug)]
 pub struct History {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: BufWriter<Budgeted<File>>,
 }
 
 impl History {
@@ -44,11 +45,7 @@ impl History {
     pub fn open(path: &Path, resume_step: Option<u64>) -> Result<Self, CliError> {
         let io = || CliError::io(path);
         match resume_step {
-            None => {
-                let mut out = BufWriter::new(File::create(path).map_err(io())?);
-                writeln!(out, "{HEADER}").map_err(io())?;
-                out.flush().map_err(io())?;
-            }
+            None => files::write_atomic(path, format!("{HEADER}\n").as_bytes()).map_err(io())?,
             Some(step) => {
                 let kept = match File::open(path) {
                     Ok(f) => {
@@ -69,15 +66,13 @@ impl History {
                     Err(e) => return Err(io()(e)),
                 };
                 // Rewritten through a temporary file so that a crash here cannot lose the rows.
-                let temp = path.with_extension("csv.tmp");
-                std::fs::write(&temp, kept).map_err(CliError::io(&temp))?;
-                std::fs::rename(&temp, path).map_err(io())?;
+                files::write_atomic(path, kept.as_bytes()).map_err(io())?;
             }
         }
         let file = OpenOptions::new().append(true).open(path).map_err(io())?;
         Ok(Self {
             path: path.to_path_buf(),
-            out: BufWriter::new(file),
+            out: BufWriter::new(Budgeted(file)),
         })
     }
 

@@ -1,25 +1,30 @@
 //! The `stde` binary: command-line parsing, dispatch to the subcommands, and the mapping of every
-//! failure to one `error: …` line and an exit code (0 ok, 1 runtime failure, 2 bad input).
+//! failure to one `error: …` line and an exit code (0 ok, 1 runtime failure, 2 bad input, 128 plus
+//! the signal's number for a run stopped by SIGINT, SIGTERM or SIGHUP).
 
 mod args;
 mod backends;
 mod bench;
 mod config;
 mod error;
+mod files;
 mod history;
 mod list;
+mod lock;
 mod plot;
+mod signals;
 mod system;
+mod text;
 mod train;
 mod web;
 
 use std::process::ExitCode;
 
-use clap::error::ErrorKind;
+use clap::error::{ContextValue, ErrorKind};
 use clap::Parser;
 
 use crate::args::{Cli, Command};
-use crate::error::EXIT_INPUT;
+use crate::error::{CliError, EXIT_INPUT};
 
 /// `println!` that ignores a closed stdout (`stde list | head` must not panic).
 #[macro_export]
@@ -62,7 +67,12 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            note!("error: {e}");
+            let line = text::one_line(&e.to_string());
+            match e {
+                // A stop the user asked for is reported, not blamed.
+                CliError::Interrupted { .. } => note!("{line}"),
+                _ => note!("error: {line}"),
+            }
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
     }
@@ -75,15 +85,37 @@ fn on_worker<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     rayon::scope(|_| f())
 }
 
-/// Help and version go to stdout as clap formats them; real usage errors become one line.
+/// Help and version go to stdout as clap formats them; `stde` alone prints the usage (exit 2); real
+/// usage errors become one line with the user's values quoted, escaped and cut.
 fn usage_error(e: &clap::Error) -> ExitCode {
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
             let _ = e.print();
             ExitCode::SUCCESS
         }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            let _ = e.print();
+            ExitCode::from(EXIT_INPUT as u8)
+        }
         _ => {
-            let text = e.render().to_string();
+            let mut text = e.render().to_string();
+            // The values clap echoes are the user's: a long one, or one with a newline that would
+            // forge a second `error:` line, is shown quoted, escaped and cut instead.
+            for (_, value) in e.context() {
+                let values = match value {
+                    ContextValue::String(v) => vec![v.as_str()],
+                    ContextValue::Strings(vs) => vs.iter().map(String::as_str).collect(),
+                    _ => Vec::new(),
+                };
+                for v in values {
+                    let tame =
+                        v.chars().count() <= text::VALUE_CHARS && !v.chars().any(char::is_control);
+                    if !tame {
+                        text = text.replace(&format!("'{v}'"), &text::quote(v));
+                        text = text.replace(v, &text::clip(v));
+                    }
+                }
+            }
             let line = text
                 .lines()
                 .map(str::trim)
@@ -95,7 +127,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
                 .collect::<Vec<_>>()
                 .join(" ");
             let line = line.strip_prefix("error: ").unwrap_or(&line);
-            note!("error: {line}");
+            note!("error: {}", text::one_line(line));
             ExitCode::from(EXIT_INPUT as u8)
         }
     }

@@ -9,17 +9,21 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use stde_core::backend::Backend;
-use stde_core::checkpoint::{self, Checkpoint};
+use stde_core::checkpoint::{self, Checkpoint, CheckpointError};
 use stde_core::pde::Problem;
-use stde_core::train::{Evaluation, HostState, TrainConfig, Trainer};
+use stde_core::train::{ConfigError, Evaluation, HostState, TrainConfig, Trainer};
 
 use crate::args::{BackendArg, TrainArgs};
 use crate::backends::{with_backend, Chosen};
-use crate::config;
+use crate::config::{self, RunSettings};
 use crate::error::CliError;
+use crate::files;
 use crate::history::{self, History, Row};
+use crate::lock::RunLock;
 use crate::plot;
+use crate::signals::{self, Signal};
 use crate::system;
+use crate::text;
 use crate::{note, say};
 
 /// Checkpoint metadata keys of the CLI's own accounting, carried across resumptions.
@@ -27,10 +31,22 @@ const WALL_SECONDS: &str = "stde-cli.wall-seconds";
 const TRAIN_SECONDS: &str = "stde-cli.train-seconds";
 const PEAK_MEMORY: &str = "stde-cli.peak-memory-bytes";
 const BACKEND: &str = "stde-cli.backend";
+/// The run's [`RunSettings`] as TOML, so a resumed run keeps its intervals and guards.
+const RUN_SETTINGS: &str = "stde-cli.run";
+/// The latest loss read and the best logged loss (the divergence guard's reference).
+const LAST_LOSS: &str = "stde-cli.last-loss";
+const BEST_LOSS: &str = "stde-cli.best-loss";
 
 /// Values of the points plotted in `profile.png` kept in memory at once (f64), which bounds the
 /// number of points at very large `d`.
 const PROFILE_VALUES: usize = 1 << 24;
+
+/// The largest count the random generator can address: points and coordinates are numbered by
+/// 32-bit counters, so larger sets would repeat draws.
+const MAX_COUNT: usize = u32::MAX as usize - 1;
+
+/// The deepest network accepted (each layer is a few buffers and kernel launches).
+const MAX_DEPTH: usize = 1000;
 
 /// The defaults of a fresh run: [`TrainConfig::default`] with the CLI's documented `d = 1000`.
 pub fn cli_defaults() -> TrainConfig {
@@ -38,6 +54,38 @@ pub fn cli_defaults() -> TrainConfig {
         dim: 1000,
         ..TrainConfig::default()
     }
+}
+
+/// Refuses sizes the core accepts but no machine could run as intended.
+///
+/// # Errors
+/// [`CliError::Config`] naming the field.
+pub fn check_limits(cfg: &TrainConfig) -> Result<(), CliError> {
+    for (field, value) in [
+        ("dim", cfg.dim),
+        ("batch", cfg.batch),
+        ("rand-dims", cfg.rand_dims),
+        ("test-points", cfg.test_points),
+    ] {
+        if value > MAX_COUNT {
+            return Err(ConfigError::Invalid {
+                field,
+                reason: format!(
+                    "at most {MAX_COUNT}: the random generator numbers its draws with 32-bit \
+                     counters; got {value}"
+                ),
+            }
+            .into());
+        }
+    }
+    if cfg.depth > MAX_DEPTH {
+        return Err(ConfigError::Invalid {
+            field: "depth",
+            reason: format!("at most {MAX_DEPTH} layers; got {}", cfg.depth),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Everything decided before the first step.
@@ -48,10 +96,11 @@ struct Plan {
     out: PathBuf,
     backend: Chosen,
     resume: Option<Checkpoint>,
-    log_every: u64,
-    checkpoint_every: Option<u64>,
+    settings: RunSettings,
     stop_after: Option<u64>,
     quiet: bool,
+    /// Held for the whole run; dropping it releases the directory.
+    _lock: RunLock,
 }
 
 /// Runs `stde train`.
@@ -60,52 +109,126 @@ struct Plan {
 /// Any [`CliError`]; nothing is written before the inputs are checked, and a checkpoint is only
 /// ever replaced by a newer finite one.
 pub fn run(args: &TrainArgs) -> Result<(), CliError> {
+    signals::install();
     let plan = plan(args)?;
     if let Some(ckpt) = &plan.resume {
         let done = ckpt.state.progress.step;
         if done >= plan.cfg.steps {
-            say!(
-                "the run in {} already finished ({done} of {} steps); nothing to do",
-                plan.out.display(),
-                plan.cfg.steps
+            if outputs_complete(&plan.out, plan.cfg.steps) {
+                say!(
+                    "the run in {} already finished ({done} of {} steps); nothing to do",
+                    text::path(&plan.out),
+                    plan.cfg.steps
+                );
+                return Ok(());
+            }
+            note!(
+                "the run in {} finished training but its outputs are incomplete; writing them",
+                text::path(&plan.out)
             );
-            return Ok(());
         }
     }
     with_backend!(plan.backend, b => execute(b, plan))
 }
 
+/// The run settings saved in a checkpoint (defaults for checkpoints written before they were).
+fn saved_settings(ckpt: &Checkpoint, dir: &Path) -> Result<RunSettings, CliError> {
+    let invalid = |reason: String| CliError::Resume {
+        dir: dir.to_path_buf(),
+        source: CheckpointError::Format {
+            path: checkpoint::path_in(dir),
+            reason,
+        },
+    };
+    let settings = match ckpt.extra.get(RUN_SETTINGS) {
+        None => RunSettings::default(),
+        Some(text) => RunSettings::from_toml(text)
+            .map_err(|e| invalid(format!("metadata {RUN_SETTINGS:?}: {e}")))?,
+    };
+    settings
+        .validate()
+        .map_err(|e| invalid(format!("metadata {RUN_SETTINGS:?}: {e}")))?;
+    for key in [LAST_LOSS, BEST_LOSS, WALL_SECONDS, TRAIN_SECONDS] {
+        if let Some(v) = ckpt.extra.get(key) {
+            if !v.parse::<f64>().is_ok_and(|v| v.is_finite() && v >= 0.0) {
+                return Err(invalid(format!(
+                    "metadata {key:?} is {}, not a non-negative number",
+                    text::quote(v)
+                )));
+            }
+        }
+    }
+    if let Some(name) = ckpt.extra.get(BACKEND) {
+        if !Chosen::ALL.iter().any(|b| b.name() == name) {
+            return Err(invalid(format!(
+                "metadata {BACKEND:?} names no backend: {}",
+                text::quote(name)
+            )));
+        }
+    }
+    Ok(settings)
+}
+
 fn plan(args: &TrainArgs) -> Result<Plan, CliError> {
-    let (base, resume) = match &args.resume {
+    let (base, base_run, resume, lock) = match &args.resume {
         Some(dir) => {
             let file = checkpoint::path_in(dir);
+            let missing = || CliError::NoCheckpoint {
+                dir: dir.clone(),
+                file: file.clone(),
+            };
+            if !dir.is_dir() {
+                return Err(missing());
+            }
+            // Locked before the checkpoint is read: a running process may be about to replace it.
+            let lock = RunLock::acquire(dir)?;
             if !file.is_file() {
-                return Err(CliError::NoCheckpoint {
-                    dir: dir.clone(),
-                    file,
-                });
+                return Err(missing());
             }
             let ckpt = checkpoint::load_checkpoint(dir).map_err(|source| CliError::Resume {
                 dir: dir.clone(),
                 source,
             })?;
+            let saved = saved_settings(&ckpt, dir)?;
             // Without a config file the saved configuration is the base, so `--resume DIR` alone
             // continues exactly the saved run; flags may still restate (or relax) values.
-            let base = if args.cfg.config.is_some() {
-                cli_defaults()
+            let (base, base_run) = if args.cfg.config.is_some() {
+                (cli_defaults(), RunSettings::default())
             } else {
-                ckpt.config.clone()
+                (ckpt.config.clone(), saved)
             };
-            (base, Some(ckpt))
+            (base, base_run, Some(ckpt), Some(lock))
         }
-        None => (cli_defaults(), None),
+        None => (cli_defaults(), RunSettings::default(), None, None),
     };
-    let mut cfg = config::resolve(&base, &args.cfg)?;
+    let (mut cfg, mut settings) = config::resolve(&base, &base_run, &args.cfg)?;
     if let Some(steps) = args.steps {
         cfg.steps = steps;
     }
     if let Some(every) = args.eval_every {
         cfg.eval_every = every;
+    }
+    if let Some(v) = args.checkpoint_every {
+        settings.checkpoint_every = Some(v);
+    }
+    if let Some(v) = args.checkpoint_seconds {
+        settings.checkpoint_seconds = v;
+    }
+    if let Some(v) = args.log_every {
+        settings.log_every = v;
+    }
+    if let Some(v) = args.max_loss_ratio {
+        settings.max_loss_ratio = v;
+    }
+    if let Some(v) = args.max_rel_error {
+        settings.max_rel_error = v;
+    }
+    settings.validate()?;
+    if args.stop_after == Some(0) {
+        return Err(CliError::Flag {
+            flag: "stop-after",
+            reason: "must be at least 1".into(),
+        });
     }
     if let (Some(ckpt), Some(dir)) = (&resume, &args.resume) {
         checkpoint::check_compatible(&ckpt.config, &cfg).map_err(|source| CliError::Resume {
@@ -113,17 +236,8 @@ fn plan(args: &TrainArgs) -> Result<Plan, CliError> {
             source,
         })?;
     }
+    check_limits(&cfg)?;
     let problem = cfg.validate()?;
-    let positive = |flag, v: Option<u64>| match v {
-        Some(0) => Err(CliError::Flag {
-            flag,
-            reason: "must be at least 1".into(),
-        }),
-        _ => Ok(v),
-    };
-    let log_every = positive("log-every", Some(args.log_every))?.unwrap_or(1);
-    let checkpoint_every = positive("checkpoint-every", args.checkpoint_every)?;
-    let stop_after = positive("stop-after", args.stop_after)?;
     let out = match (&args.resume, &args.out) {
         (Some(dir), _) => dir.clone(),
         (None, Some(out)) => out.clone(),
@@ -135,55 +249,73 @@ fn plan(args: &TrainArgs) -> Result<Plan, CliError> {
             cfg.seed
         )),
     };
-    prepare_out_dir(&out, resume.is_none())?;
+    let lock = match lock {
+        Some(lock) => lock,
+        None => prepare_out_dir(&out)?,
+    };
     // A resumed run stays on the backend it was saved from unless told otherwise: a backend of
     // other precision would continue with other numbers.
     let saved_backend = resume
         .as_ref()
         .and_then(|c| c.extra.get(BACKEND))
         .and_then(|name| Chosen::ALL.into_iter().find(|b| b.name() == name));
-    let backend = match (args.cfg.backend, saved_backend) {
+    let backend = match (settings.backend, saved_backend) {
         (Some(arg), _) => arg.resolve(),
         (None, Some(saved)) => saved,
         (None, None) => BackendArg::Auto.resolve(),
     };
+    settings.backend = Some(backend.into());
     Ok(Plan {
         cfg,
         problem,
         out,
         backend,
         resume,
-        log_every,
-        checkpoint_every,
-        stop_after,
+        settings,
+        stop_after: args.stop_after,
         quiet: args.quiet,
+        _lock: lock,
     })
 }
 
-/// Creates `out` and proves it writable before any training time is spent; refuses to start a
-/// fresh run over another run's checkpoint.
-fn prepare_out_dir(out: &Path, fresh: bool) -> Result<(), CliError> {
-    let fail = |source| CliError::OutDir {
+/// Creates `out`, takes its lock (which proves it writable) before any training time is spent,
+/// and refuses to start a fresh run over another run's checkpoint.
+fn prepare_out_dir(out: &Path) -> Result<RunLock, CliError> {
+    std::fs::create_dir_all(out).map_err(|source| CliError::OutDir {
         path: out.to_path_buf(),
         source,
-    };
-    std::fs::create_dir_all(out).map_err(fail)?;
-    if fresh && checkpoint::path_in(out).exists() {
+    })?;
+    let lock = RunLock::acquire(out)?;
+    if checkpoint::path_in(out).exists() {
         return Err(CliError::WouldOverwrite {
             dir: out.to_path_buf(),
         });
     }
-    let probe = out.join(".stde-write-probe");
-    std::fs::write(&probe, b"probe").map_err(fail)?;
-    std::fs::remove_file(&probe).map_err(fail)
+    Ok(lock)
 }
 
-/// How the loop ended.
+/// Whether a finished run left every output: `metrics.json` saying completed for all its steps,
+/// and both plots complete.
+fn outputs_complete(out: &Path, steps: u64) -> bool {
+    let metrics = std::fs::read_to_string(out.join("metrics.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let completed = metrics
+        .is_some_and(|m| m["status"] == "completed" && m["steps_done"].as_u64() == Some(steps));
+    completed
+        && out.join("config.toml").is_file()
+        && files::is_complete_png(&out.join("loss.png"))
+        && files::is_complete_png(&out.join("profile.png"))
+}
+
+/// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Status {
     Completed,
     Stopped,
+    Interrupted(Signal),
     Diverged,
+    Failed,
 }
 
 impl Status {
@@ -191,7 +323,9 @@ impl Status {
         match self {
             Status::Completed => "completed",
             Status::Stopped => "stopped",
+            Status::Interrupted(_) => "interrupted",
             Status::Diverged => "diverged",
+            Status::Failed => "failed",
         }
     }
 }
@@ -309,7 +443,10 @@ struct Run {
     history: History,
     display: Display,
     start_step: u64,
+    /// The latest loss read back.
     last_loss: Option<f64>,
+    /// The smallest loss logged (the divergence guard's reference).
+    best_loss: Option<f64>,
 }
 
 impl Run {
@@ -321,15 +458,55 @@ impl Run {
             0.0
         }
     }
+
+    /// The checkpoint metadata of the CLI: accounting, backend, settings and losses.
+    fn extra(&self) -> BTreeMap<String, String> {
+        let mut m = self.clock.extra(self.plan.backend);
+        m.insert(RUN_SETTINGS.into(), self.plan.settings.to_toml());
+        for (key, value) in [(LAST_LOSS, self.last_loss), (BEST_LOSS, self.best_loss)] {
+            if let Some(v) = value {
+                m.insert(key.into(), v.to_string());
+            }
+        }
+        m
+    }
+
+    /// Why a logged loss or an evaluation means the run has run away, if it does.
+    fn runaway(&self, loss: f64, eval: Option<Evaluation>) -> Option<String> {
+        let s = &self.plan.settings;
+        if let Some(best) = self.best_loss.filter(|b| *b > 0.0) {
+            if loss > s.max_loss_ratio * best {
+                return Some(format!(
+                    "the loss {loss:.4e} is more than {:e} times its best {best:.4e} \
+                     (--max-loss-ratio)",
+                    s.max_loss_ratio
+                ));
+            }
+        }
+        match eval {
+            Some(e) if e.rel_l2 > s.max_rel_error => Some(format!(
+                "the relative L2 test error is {:.4e}, above {:e} (--max-rel-error)",
+                e.rel_l2, s.max_rel_error
+            )),
+            _ => None,
+        }
+    }
 }
 
 fn execute<B: Backend>(backend: &B, plan: Plan) -> Result<(), CliError> {
     let out = plan.out.clone();
     let config_path = out.join("config.toml");
-    std::fs::write(&config_path, config::to_toml(&plan.cfg)).map_err(CliError::io(&config_path))?;
+    files::write_atomic(
+        &config_path,
+        config::to_toml(&plan.cfg, &plan.settings).as_bytes(),
+    )
+    .map_err(CliError::io(&config_path))?;
     let resume_step = plan.resume.as_ref().map(|c| c.state.progress.step);
     let history = History::open(&out.join("history.csv"), resume_step)?;
-    let clock = Clock::new(plan.resume.as_ref().map(|c| &c.extra));
+    let extra = plan.resume.as_ref().map(|c| &c.extra);
+    let clock = Clock::new(extra);
+    let saved_loss = |key: &str| extra.and_then(|m| m.get(key)).and_then(|v| v.parse().ok());
+    let (last_loss, best_loss) = (saved_loss(LAST_LOSS), saved_loss(BEST_LOSS));
     let start_step = resume_step.unwrap_or(0);
     let display = Display::new(plan.quiet, plan.cfg.steps, start_step);
     let mut plan = plan;
@@ -340,33 +517,69 @@ fn execute<B: Backend>(backend: &B, plan: Plan) -> Result<(), CliError> {
         history,
         display,
         start_step,
-        last_loss: None,
+        last_loss,
+        best_loss,
     };
     let trainer = Trainer::new(backend, run.plan.cfg.clone(), state)?;
-    let result = train_loop(backend, &mut run, trainer);
+    // A resumed run that had finished training only lacks its outputs.
+    let result = if trainer.finished() {
+        Ok((Status::Completed, trainer))
+    } else {
+        train_loop(backend, &mut run, trainer)
+    };
     run.display.finish();
     let flushed = run.history.flush();
     match result {
         Ok((status, trainer)) => {
-            flushed?;
             let progress = trainer.progress().clone();
-            write_metrics(&run, backend, status, &progress, None)?;
-            if status == Status::Completed {
-                draw_plots(&run, &trainer)?;
+            if let Err(e) = flushed {
+                let _ = write_metrics(&run, backend, Status::Failed, &progress, Some(&e));
+                return Err(e);
             }
-            summary(&run, status, &progress);
-            Ok(())
+            match status {
+                Status::Completed => finish(&run, backend, &trainer),
+                Status::Interrupted(signal) => {
+                    write_metrics(&run, backend, status, &progress, None)?;
+                    Err(CliError::Interrupted {
+                        signal,
+                        step: progress.step,
+                        steps: run.plan.cfg.steps,
+                        dir: run.plan.out.clone(),
+                    })
+                }
+                _ => {
+                    write_metrics(&run, backend, status, &progress, None)?;
+                    summary(&run, status, &progress);
+                    Ok(())
+                }
+            }
         }
         Err(failure) => {
             let (e, progress) = *failure;
-            if let (CliError::Diverged { .. }, Some(progress)) = (&e, &progress) {
+            if let Some(progress) = &progress {
+                let status = match e {
+                    CliError::Diverged { .. } => Status::Diverged,
+                    _ => Status::Failed,
+                };
                 // The record of a failed run is still worth having; a failure to write it must
-                // not hide the divergence itself.
-                let _ = write_metrics(&run, backend, Status::Diverged, progress, Some(&e));
+                // not hide the failure itself.
+                let _ = write_metrics(&run, backend, status, progress, Some(&e));
             }
             Err(e)
         }
     }
+}
+
+/// Draws the plots, then records the run as completed: a run whose plots failed is not.
+fn finish<B: Backend>(run: &Run, backend: &B, trainer: &Trainer<'_, B>) -> Result<(), CliError> {
+    let progress = trainer.progress().clone();
+    if let Err(e) = draw_plots(run, trainer) {
+        let _ = write_metrics(run, backend, Status::Failed, &progress, Some(&e));
+        return Err(e);
+    }
+    write_metrics(run, backend, Status::Completed, &progress, None)?;
+    summary(run, Status::Completed, &progress);
+    Ok(())
 }
 
 /// A failure and the progress counters at that moment, when they are known (boxed: the error path
@@ -379,6 +592,9 @@ fn train_loop<'b, B: Backend>(
     mut trainer: Trainer<'b, B>,
 ) -> Result<(Status, Trainer<'b, B>), Failure> {
     let cfg = run.plan.cfg.clone();
+    let settings = run.plan.settings.clone();
+    let timed_every = Duration::from_secs(settings.checkpoint_seconds);
+    let mut last_checkpoint = Instant::now();
     let fail = |e: CliError, t: &Trainer<'b, B>| Box::new((e, Some(t.progress().clone())));
     loop {
         let lr = trainer.current_lr();
@@ -386,15 +602,22 @@ fn train_loop<'b, B: Backend>(
         trainer.step();
         let step = trainer.progress().step;
         let finished = trainer.finished();
+        let signal = if finished { None } else { signals::pending() };
         let stopping = run.plan.stop_after == Some(step) && !finished;
         let eval_due = step % cfg.eval_every == 0 || finished;
-        let checkpoint_due = match run.plan.checkpoint_every {
+        // Checkpoints at fixed steps; the run continues from what they saved (see below).
+        let regular = match settings.checkpoint_every {
             Some(every) => step % every == 0,
             None => eval_due,
-        } || finished
-            || stopping;
+        } || finished;
+        // Checkpoints at moments that depend on the clock or the user.
+        let timed = settings.checkpoint_seconds > 0 && last_checkpoint.elapsed() >= timed_every;
+        let checkpoint_due = regular || timed || stopping || signal.is_some();
+        // Rows of history.csv and the divergence guard follow the step count alone, so a run's
+        // records do not depend on when it was checkpointed or interrupted.
+        let row_due = step % settings.log_every == 0 || eval_due;
         // A checkpoint is only written after a finite loss has been seen for its step.
-        let log_due = step % run.plan.log_every == 0 || eval_due || checkpoint_due;
+        let log_due = row_due || checkpoint_due;
         run.display.step(step);
         if !log_due {
             run.clock.train += timer.elapsed();
@@ -435,21 +658,37 @@ fn train_loop<'b, B: Backend>(
         } else {
             None
         };
+        if row_due {
+            if let Some(what) = run.runaway(loss, eval) {
+                let row = Row {
+                    step,
+                    loss,
+                    eval,
+                    lr,
+                    seconds: run.clock.wall_seconds(),
+                };
+                let _ = run.history.push(&row);
+                return Err(fail(CliError::Diverged { step, what }, &trainer));
+            }
+            run.best_loss = Some(run.best_loss.map_or(loss, |b| b.min(loss)));
+        }
         let steps_per_s = run.steps_per_second(step);
         run.display
             .status(loss, steps_per_s, trainer.progress().last);
         if let Some(eval) = eval {
             run.display.evaluation(cfg.steps, loss, eval, steps_per_s);
         }
-        run.history
-            .push(&Row {
-                step,
-                loss,
-                eval,
-                lr,
-                seconds: run.clock.wall_seconds(),
-            })
-            .map_err(|e| fail(e, &trainer))?;
+        if row_due {
+            run.history
+                .push(&Row {
+                    step,
+                    loss,
+                    eval,
+                    lr,
+                    seconds: run.clock.wall_seconds(),
+                })
+                .map_err(|e| fail(e, &trainer))?;
+        }
         if checkpoint_due {
             let state =
                 pollster::block_on(trainer.host_state()).map_err(|e| fail(e.into(), &trainer))?;
@@ -457,28 +696,44 @@ fn train_loop<'b, B: Backend>(
                 return Err(fail(CliError::Diverged { step, what }, &trainer));
             }
             run.history.flush().map_err(|e| fail(e, &trainer))?;
-            checkpoint::save_with_extra(
-                &run.plan.out,
-                &cfg,
-                &state,
-                &run.clock.extra(run.plan.backend),
-            )
-            .map_err(|e| fail(CliError::CheckpointSave(e), &trainer))?;
+            save_checkpoint(run, &cfg, &state).map_err(|e| fail(e, &trainer))?;
+            last_checkpoint = Instant::now();
             if finished {
                 return Ok((Status::Completed, trainer));
+            }
+            if let Some(signal) = signal {
+                return Ok((Status::Interrupted(signal), trainer));
             }
             if stopping {
                 return Ok((Status::Stopped, trainer));
             }
-            // The run continues from exactly what was saved. A backend may hold more precision
-            // than the f32 checkpoint (the reference keeps f64), so without this a resumed run
-            // would drift from an uninterrupted one with the same checkpoints.
-            let progress = state.progress.clone();
-            drop(trainer);
-            trainer = Trainer::new(backend, cfg.clone(), Some(state))
-                .map_err(|e| Box::new((CliError::from(e), Some(progress))))?;
+            if regular {
+                // The run continues from exactly what was saved. A backend may hold more precision
+                // than the f32 checkpoint (the reference keeps f64), so without this a resumed run
+                // would drift from an uninterrupted one with the same checkpoints. Timed
+                // checkpoints do not reload: their steps depend on the clock, and an uninterrupted
+                // run must not.
+                let progress = state.progress.clone();
+                drop(trainer);
+                trainer = Trainer::new(backend, cfg.clone(), Some(state))
+                    .map_err(|e| Box::new((CliError::from(e), Some(progress))))?;
+            }
         }
     }
+}
+
+/// Writes the checkpoint, charging its size to the write budget first (see [`files`]).
+fn save_checkpoint(run: &Run, cfg: &TrainConfig, state: &HostState) -> Result<(), CliError> {
+    // Three f32 tensors and a header of JSON metadata (a few KiB).
+    let size = 12 * state.params.len() as u64 + 8192;
+    files::reserve(size).map_err(|source| {
+        CliError::CheckpointSave(CheckpointError::Io {
+            path: checkpoint::temp_path_in(&run.plan.out),
+            source,
+        })
+    })?;
+    checkpoint::save_with_extra(&run.plan.out, cfg, state, &run.extra())
+        .map_err(CliError::CheckpointSave)
 }
 
 /// What is not finite in a state about to be saved, if anything.
@@ -524,8 +779,12 @@ struct Metrics<'a> {
     wall_seconds: f64,
     train_seconds: f64,
     seed: u64,
+    /// The signal that interrupted the run (`SIGINT`, `SIGTERM`, `SIGHUP`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signal: Option<&'static str>,
     error: Option<String>,
     config: &'a TrainConfig,
+    run: &'a RunSettings,
 }
 
 fn write_metrics<B: Backend>(
@@ -562,13 +821,34 @@ fn write_metrics<B: Backend>(
         wall_seconds: run.clock.wall_seconds(),
         train_seconds: train,
         seed: cfg.seed,
-        error: error.map(ToString::to_string),
+        signal: match status {
+            Status::Interrupted(s) => Some(s.name()),
+            _ => None,
+        },
+        error: error.map(|e| text::one_line(&e.to_string())),
         config: cfg,
+        run: &run.plan.settings,
     };
     let path = run.plan.out.join("metrics.json");
     let mut text = serde_json::to_string_pretty(&m).unwrap_or_default();
     text.push('\n');
-    std::fs::write(&path, text).map_err(CliError::io(&path))
+    files::write_atomic(&path, text.as_bytes()).map_err(CliError::io(&path))
+}
+
+/// Draws one plot into a temporary file and makes it `path` only once it is complete.
+fn draw_into(
+    path: &Path,
+    draw: impl FnOnce(&Path) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let temp = files::temp_path(path);
+    if let Err(e) = draw(&temp) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    files::commit(&temp, path).map_err(|e| CliError::Plot {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 fn draw_plots<B: Backend>(run: &Run, trainer: &Trainer<'_, B>) -> Result<(), CliError> {
@@ -581,7 +861,9 @@ fn draw_plots<B: Backend>(run: &Run, trainer: &Trainer<'_, B>) -> Result<(), Cli
         cfg.estimator.name()
     );
     let curves = history::read_curves(&out.join("history.csv"))?;
-    plot::loss_plot(&out.join("loss.png"), &title, &curves, cfg.steps)?;
+    draw_into(&out.join("loss.png"), |p| {
+        plot::loss_plot(p, &title, &curves, cfg.steps)
+    })?;
     let d = cfg.dim;
     let n = (PROFILE_VALUES / d).clamp(11, 201);
     let scale = 1.0 / (d as f64).sqrt();
@@ -597,12 +879,14 @@ fn draw_plots<B: Backend>(run: &Run, trainer: &Trainer<'_, B>) -> Result<(), Cli
         .chunks_exact(d)
         .map(|x| run.plan.problem.exact(x))
         .collect();
-    plot::profile_plot(&out.join("profile.png"), &title, &t, &model, &exact)
+    draw_into(&out.join("profile.png"), |p| {
+        plot::profile_plot(p, &title, &t, &model, &exact)
+    })
 }
 
 fn summary(run: &Run, status: Status, progress: &stde_core::train::Progress) {
     let cfg = &run.plan.cfg;
-    let out = run.plan.out.display();
+    let out = text::path(&run.plan.out);
     if status == Status::Stopped {
         say!(
             "stopped after step {} of {}; continue with: stde train --resume {out}",

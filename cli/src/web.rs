@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::args::WebArgs;
 use crate::error::CliError;
+use crate::text;
 use crate::{note, say};
 
 /// The file the build leaves in `pkg/`; its absence means the page was never built.
@@ -28,7 +29,7 @@ pub fn run(args: &WebArgs) -> Result<(), CliError> {
         .map_err(CliError::io("127.0.0.1"))?
         .port();
     say!("serving http://127.0.0.1:{port}/");
-    note!("(the page in {}; stop with Ctrl-C)", root.display());
+    note!("(the page in {}; stop with Ctrl-C)", text::path(&root));
     serve_forever(&listener, &root);
     Ok(())
 }
@@ -59,7 +60,7 @@ fn resolve_dir(dir: &Path) -> Result<PathBuf, CliError> {
             flag: "dir",
             reason: format!(
                 "{} is not a directory; build the page with `bash web/build.sh` and serve web/www",
-                dir.display()
+                text::path(dir)
             ),
         });
     };
@@ -68,7 +69,7 @@ fn resolve_dir(dir: &Path) -> Result<PathBuf, CliError> {
             flag: "dir",
             reason: format!(
                 "{} is missing: build the page first with `bash web/build.sh`",
-                found.join(BUILT_MARKER).display()
+                text::path(&found.join(BUILT_MARKER))
             ),
         });
     }

@@ -7,9 +7,14 @@
 //! * String metadata `format`, `config` ([`TrainConfig`] as JSON), `progress` ([`Progress`] as
 //!   JSON), plus any caller-defined extra keys (the CLI keeps its wall-clock accounting there).
 //!
-//! The file is first written to [`TEMP_FILE_NAME`] in the same directory, flushed to disk and then
-//! renamed over [`FILE_NAME`]: a rename within one file system is atomic, so a crash at any point
-//! leaves either the previous checkpoint or the new one, never a torn file.
+//! The file is first written to a temporary name in the same directory ([`temp_path_in`], unique to
+//! the writing process), flushed to disk and then renamed over [`FILE_NAME`]: a rename within one
+//! file system is atomic, so a crash at any point leaves either the previous checkpoint or the new
+//! one, never a torn file.
+//!
+//! A checkpoint is validated when it is read: the configuration must be valid, the tensors must have
+//! the length of its model and hold finite values (second moments non-negative), and the progress
+//! must lie within the run (no step past `steps`, no evaluation after the step).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -23,8 +28,11 @@ use crate::train::{HostState, Progress, TrainConfig};
 /// The checkpoint's file name inside a run directory.
 pub const FILE_NAME: &str = "checkpoint.safetensors";
 
-/// The name of the partially written checkpoint (renamed over [`FILE_NAME`] once complete).
-pub const TEMP_FILE_NAME: &str = "checkpoint.safetensors.tmp";
+/// The partially written checkpoint of this process inside `dir` (renamed over [`FILE_NAME`] once
+/// complete). The name holds the process id, so two writers never share a temporary file.
+pub fn temp_path_in(dir: &Path) -> PathBuf {
+    dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()))
+}
 
 /// The value of the `format` metadata key; bumped whenever the layout changes incompatibly.
 pub const FORMAT: &str = "stde-checkpoint-1";
@@ -153,7 +161,7 @@ pub fn save_with_extra(
         );
     }
     let target = path_in(dir);
-    let temp = dir.join(TEMP_FILE_NAME);
+    let temp = temp_path_in(dir);
     let format_error = |reason: String| CheckpointError::Format {
         path: target.clone(),
         reason,
@@ -241,7 +249,59 @@ pub fn load_checkpoint(dir: &Path) -> Result<Checkpoint, CheckpointError> {
         path: path.clone(),
         source,
     })?;
-    parse(&bytes).map_err(|reason| CheckpointError::Format { path, reason })
+    parse(&bytes)
+        .and_then(|ckpt| validate(&ckpt).map(|()| ckpt))
+        .map_err(|reason| CheckpointError::Format { path, reason })
+}
+
+/// Checks what a well-formed file may still get wrong: an invalid configuration, tensors that do
+/// not fit its model or hold non-finite values, progress outside the run.
+fn validate(ckpt: &Checkpoint) -> Result<(), String> {
+    let cfg = &ckpt.config;
+    cfg.validate().map_err(|e| format!("config: {e}"))?;
+    let n = cfg.mlp_shape().n_params();
+    let s = &ckpt.state;
+    for (name, values) in [
+        (TENSORS[0], &s.params),
+        (TENSORS[1], &s.adam_m),
+        (TENSORS[2], &s.adam_v),
+    ] {
+        if values.len() != n {
+            return Err(format!(
+                "tensor {name:?} has {} values, but its configuration's model has {n} parameters",
+                values.len()
+            ));
+        }
+        let bad = |v: f32| !v.is_finite() || (name == TENSORS[2] && v < 0.0);
+        if let Some(i) = values.iter().position(|&v| bad(v)) {
+            return Err(format!("tensor {name:?} holds {} at index {i}", values[i]));
+        }
+    }
+    let p = &s.progress;
+    if p.step > cfg.steps {
+        return Err(format!(
+            "progress: step {} is past the run's {} steps",
+            p.step, cfg.steps
+        ));
+    }
+    for (what, eval) in [("best", p.best), ("last", p.last)] {
+        let Some(e) = eval else { continue };
+        if e.step > p.step {
+            return Err(format!(
+                "progress: the {what} evaluation is of step {}, after step {}",
+                e.step, p.step
+            ));
+        }
+        let finite = [e.rel_l2, e.rel_l1, e.exact_rms]
+            .iter()
+            .all(|v| v.is_finite() && *v >= 0.0);
+        if !finite {
+            return Err(format!(
+                "progress: the {what} evaluation holds a negative or non-finite error"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse(bytes: &[u8]) -> Result<Checkpoint, String> {
@@ -360,6 +420,7 @@ mod tests {
         TrainConfig {
             dim: 5,
             steps: 60,
+            rand_dims: 2,
             width: 8,
             depth: 3,
             ..TrainConfig::default()
@@ -367,7 +428,7 @@ mod tests {
     }
 
     fn state(offset: f32) -> HostState {
-        let n = 37;
+        let n = config().mlp_shape().n_params();
         HostState {
             params: (0..n).map(|i| i as f32 * 0.25 + offset).collect(),
             adam_m: (0..n).map(|i| -(i as f32) * 1e-3 + offset).collect(),
@@ -419,12 +480,13 @@ mod tests {
         save(&dir, &config(), &state(1.0)).unwrap();
         save(&dir, &config(), &state(2.0)).unwrap();
         assert_eq!(load(&dir).unwrap().1, state(2.0));
-        assert!(
-            !dir.join(TEMP_FILE_NAME).exists(),
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
             "temporary file left behind"
         );
         // A save that cannot create its temporary file must fail without touching the checkpoint.
-        std::fs::create_dir(dir.join(TEMP_FILE_NAME)).unwrap();
+        std::fs::create_dir(temp_path_in(&dir)).unwrap();
         let err = save(&dir, &config(), &state(3.0)).unwrap_err();
         assert!(matches!(err, CheckpointError::Io { .. }), "{err:?}");
         assert_eq!(load(&dir).unwrap().1, state(2.0));
@@ -463,7 +525,7 @@ mod tests {
         let err = check_compatible(&saved, &other).unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains("rand-dims = 16") && msg.contains("rand-dims = 3"),
+            msg.contains("rand-dims = 2") && msg.contains("rand-dims = 3"),
             "{msg}"
         );
         let longer = TrainConfig {
@@ -474,6 +536,47 @@ mod tests {
             check_compatible(&saved, &longer),
             Err(CheckpointError::Mismatch { field, .. }) if field == "steps"
         ));
+    }
+
+    #[test]
+    fn invalid_contents_are_refused_on_load() {
+        let dir = temp_dir("invalid");
+        let check = |s: &HostState, cfg: &TrainConfig, phrase: &str| {
+            save(&dir, cfg, s).unwrap();
+            let err = load(&dir).unwrap_err();
+            assert!(matches!(err, CheckpointError::Format { .. }), "{err:?}");
+            assert!(err.to_string().contains(phrase), "{err} lacks {phrase:?}");
+        };
+        let mut s = state(0.0);
+        s.adam_m[3] = f32::NAN;
+        check(&s, &config(), "tensor \"adam_m\" holds NaN at index 3");
+        let mut s = state(0.0);
+        s.params[0] = f32::INFINITY;
+        check(&s, &config(), "tensor \"params\" holds inf at index 0");
+        let mut s = state(0.0);
+        s.adam_v[1] = -1.0;
+        check(&s, &config(), "tensor \"adam_v\" holds -1 at index 1");
+        let mut s = state(0.0);
+        s.progress.step = 1_000_000_000;
+        check(&s, &config(), "step 1000000000 is past the run's 60 steps");
+        let mut s = state(0.0);
+        s.progress.step = 10;
+        check(
+            &s,
+            &config(),
+            "the best evaluation is of step 20, after step 10",
+        );
+        let wider = TrainConfig {
+            width: 9,
+            ..config()
+        };
+        check(&state(0.0), &wider, "but its configuration's model has");
+        let unknown = TrainConfig {
+            equation: "heat".into(),
+            ..config()
+        };
+        check(&state(0.0), &unknown, "config: unknown problem");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

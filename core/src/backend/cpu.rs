@@ -57,6 +57,9 @@ const PAR_GEMM_MIN_FLOPS: usize = 1 << 19;
 /// the inner dimension across threads (see [`CpuBackend::gemm_raw`]).
 const SPLIT_K_RATIO: usize = 16;
 
+/// The most slices a split-K product is cut into (each holds an `m × n` partial product).
+const MAX_SPLIT_K_PARTS: usize = 32;
+
 /// Elementwise work (values × order) below which a jet kernel runs as one task.
 const PAR_JET_MIN_WORK: usize = 1 << 15;
 
@@ -206,12 +209,14 @@ impl CpuBackend {
             return;
         }
         let flops = m.saturating_mul(n).saturating_mul(k);
-        let parallel = self.threads > 1 && flops >= PAR_GEMM_MIN_FLOPS;
-        if parallel && k >= SPLIT_K_RATIO * m.max(n) {
+        let large = flops >= PAR_GEMM_MIN_FLOPS;
+        // Whether and how to split depends on the shape alone, never on the thread count: the
+        // order of the final sum, and so every bit of the result, is the same on any machine.
+        if large && k >= SPLIT_K_RATIO * m.max(n) {
             self.gemm_split_k((m, n, k), alpha, (lhs, l), (rhs, r), beta, (dst, d));
             return;
         }
-        let par = if parallel {
+        let par = if large && self.threads > 1 {
             gemm::Parallelism::Rayon(self.threads)
         } else {
             gemm::Parallelism::None
@@ -219,7 +224,8 @@ impl CpuBackend {
         gemm_checked((m, n, k), alpha, (lhs, l), (rhs, r), beta, (dst, d), par);
     }
 
-    /// [`CpuBackend::gemm_raw`] split along `k` into one slice per thread.
+    /// [`CpuBackend::gemm_raw`] split along `k` into slices of at least `SPLIT_K_RATIO / 2` times
+    /// the larger output dimension (at most [`MAX_SPLIT_K_PARTS`]), summed in slice order.
     fn gemm_split_k(
         &self,
         (m, n, k): (usize, usize, usize),
@@ -229,36 +235,38 @@ impl CpuBackend {
         beta: f32,
         (dst, d): (&mut [f32], MatRef),
     ) {
-        let parts = self.threads;
+        let parts = (k / (SPLIT_K_RATIO / 2 * m.max(n))).clamp(2, MAX_SPLIT_K_PARTS);
         let mut partials = self.split_k.lock().unwrap_or_else(PoisonError::into_inner);
         if partials.len() < parts * m * n {
             partials.resize(parts * m * n, 0.0);
         }
         let partials = &mut partials[..parts * m * n];
-        partials
-            .par_chunks_mut(m * n)
-            .enumerate()
-            .for_each(|(t, part)| {
-                let (k0, k1) = (t * k / parts, (t + 1) * k / parts);
-                // Column k0 of op(lhs) and row k0 of op(rhs) start the slice.
-                let lt = MatRef {
-                    offset: l.offset + k0 * l.col_stride,
-                    ..l
-                };
-                let rt = MatRef {
-                    offset: r.offset + k0 * r.row_stride,
-                    ..r
-                };
-                gemm_checked(
-                    (m, n, k1 - k0),
-                    1.0,
-                    (lhs, lt),
-                    (rhs, rt),
-                    0.0,
-                    (part, MatRef::row_major(0, n)),
-                    gemm::Parallelism::None,
-                );
-            });
+        let slice = |(t, part): (usize, &mut [f32])| {
+            let (k0, k1) = (t * k / parts, (t + 1) * k / parts);
+            // Column k0 of op(lhs) and row k0 of op(rhs) start the slice.
+            let lt = MatRef {
+                offset: l.offset + k0 * l.col_stride,
+                ..l
+            };
+            let rt = MatRef {
+                offset: r.offset + k0 * r.row_stride,
+                ..r
+            };
+            gemm_checked(
+                (m, n, k1 - k0),
+                1.0,
+                (lhs, lt),
+                (rhs, rt),
+                0.0,
+                (part, MatRef::row_major(0, n)),
+                gemm::Parallelism::None,
+            );
+        };
+        if self.threads == 1 {
+            partials.chunks_mut(m * n).enumerate().for_each(slice);
+        } else {
+            partials.par_chunks_mut(m * n).enumerate().for_each(slice);
+        }
         for i in 0..m {
             for j in 0..n {
                 let sum: f32 = (0..parts).map(|t| partials[t * m * n + i * n + j]).sum();
