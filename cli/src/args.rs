@@ -6,7 +6,6 @@ use std::str::FromStr;
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stde_core::mlp::Activation;
-use stde_core::pde::Problem;
 use stde_core::train::{EstimatorKind, Schedule};
 
 /// Stochastic Taylor Derivative Estimator: train physics-informed networks on high-dimensional PDEs.
@@ -32,10 +31,21 @@ pub enum Command {
     Train(TrainArgs),
     /// Time a fixed number of training steps and record steps/s and peak memory.
     Bench(BenchArgs),
-    /// List the equations, estimators and backends.
+    /// List the problems, estimators and backends.
     List,
+    /// Print the probe plan of a problem: jets, slots and orders, contamination analysis,
+    /// unbiasedness, and the work of a step.
+    Plan(PlanArgs),
     /// Serve the browser page (built by web/build.sh) on 127.0.0.1 and print its address.
     Web(WebArgs),
+}
+
+/// `stde plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Configuration flags.
+    #[command(flatten)]
+    pub cfg: ConfigFlags,
 }
 
 /// `stde web`.
@@ -78,9 +88,12 @@ fn number(s: &str) -> Result<f64, String> {
 /// optional so that a `--config` file can supply it; precedence is defaults < file < flags.
 #[derive(Debug, Default, Args)]
 pub struct ConfigFlags {
-    /// Problem to solve, `<equation>-<solution>` (see `stde list`) [default: sine-gordon-two-body]
-    #[arg(long, value_parser = PossibleValuesParser::new(Problem::list()), hide_possible_values = true)]
+    /// Shipped problem to solve (see `stde list`) [default: sine-gordon-two-body]
+    #[arg(long, value_parser = PossibleValuesParser::new(stde_core::problem::BUILTIN.map(|(name, _)| name)), hide_possible_values = true, conflicts_with = "problem")]
     pub equation: Option<String>,
+    /// A problem file (TOML, in the problem language) to solve instead of a shipped problem
+    #[arg(long, value_name = "FILE")]
+    pub problem: Option<PathBuf>,
     /// Dimension d [default: 1000]
     #[arg(long, value_parser = count::<usize>, allow_negative_numbers = true)]
     pub dim: Option<usize>,

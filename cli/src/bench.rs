@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
-use stde_core::backend::Backend;
-use stde_core::cost::StepCost;
+use stde_core::backend::GenericStep;
+use stde_core::problem::ProblemSpec;
 use stde_core::train::{TrainConfig, Trainer};
 
 use crate::args::BenchArgs;
@@ -170,8 +170,10 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             reason: "--warmup plus --steps exceeds the largest step count".into(),
         })?;
     cfg.eval_every = cfg.steps;
+    let (spec, _) = crate::problem::load(&cfg, None)?;
+    crate::problem::apply_defaults(&mut cfg, &spec, &args.cfg);
     check_limits(&cfg)?;
-    cfg.validate()?;
+    stde_core::trainer::check_config(&cfg, &spec)?;
     let mut csv = args
         .csv
         .as_deref()
@@ -195,7 +197,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         }
     };
     let chosen = settings.backend.unwrap_or_default().resolve();
-    let measured = (|| with_backend!(chosen, b => measure(b, chosen, &cfg, args)))();
+    let measured = (|| with_backend!(chosen, b => measure(b, chosen, &cfg, &spec, args)))();
     let record = match measured {
         Ok(record) => record,
         Err(e) => {
@@ -251,13 +253,14 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn measure<B: Backend>(
+fn measure<B: GenericStep>(
     backend: &B,
     chosen: Chosen,
     cfg: &TrainConfig,
+    spec: &ProblemSpec,
     args: &BenchArgs,
 ) -> Result<Record, CliError> {
-    let mut trainer = Trainer::new(backend, cfg.clone(), None)?;
+    let mut trainer = Trainer::with_problem(backend, cfg.clone(), spec, None)?;
     for _ in 0..args.warmup {
         trainer.step();
     }
@@ -277,7 +280,7 @@ fn measure<B: Backend>(
     } else {
         None
     };
-    let cost = StepCost::of(cfg);
+    let cost = trainer.step_cost();
     let per_second = args.steps as f64 / seconds;
     Ok(Record {
         flops_per_step: cost.flops,

@@ -250,6 +250,10 @@ pub fn resolve(
     let f = flags;
     if let Some(v) = &f.equation {
         cfg.equation.clone_from(v);
+        cfg.problem_file = None;
+    }
+    if let Some(v) = &f.problem {
+        cfg.problem_file = Some(v.to_string_lossy().into_owned());
     }
     if let Some(v) = f.dim {
         cfg.dim = v;

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use stde_core::backend::BackendError;
 use stde_core::checkpoint::CheckpointError;
-use stde_core::pde::ProblemError;
 use stde_core::train::{ConfigError, TrainError};
 
 use crate::text;
@@ -28,6 +27,13 @@ pub enum CliError {
         path: PathBuf,
         /// What is wrong (the TOML parser's message, flattened to one line).
         reason: String,
+    },
+    /// A problem file cannot be read or is not a valid problem (the message names the file, line
+    /// and column of the mistake).
+    #[error("{}", text::clip_quoted(&text::one_line(message)))]
+    Problem {
+        /// `file:line:col: what`.
+        message: String,
     },
     /// A flag outside the training configuration has an unusable value.
     #[error("invalid --{flag}: {reason}")]
@@ -165,15 +171,7 @@ pub enum CliError {
 /// A configuration error with the user's value quoted and cut (an unknown problem name can be any
 /// string of any length).
 fn config_message(e: &ConfigError) -> String {
-    match e {
-        ConfigError::Problem(ProblemError::UnknownName { name, known }) => {
-            format!(
-                "unknown problem {}; known problems: {known}",
-                text::quote(name)
-            )
-        }
-        other => text::clip_quoted(&other.to_string()),
-    }
+    text::clip_quoted(&text::one_line(&e.to_string()))
 }
 
 /// Whether an I/O error is about the path the user gave (missing, not a directory, not writable)
@@ -206,6 +204,7 @@ impl CliError {
             }
             CliError::Config(_)
             | CliError::ConfigFile { .. }
+            | CliError::Problem { .. }
             | CliError::Flag { .. }
             | CliError::OutDir { .. }
             | CliError::OutputFile { .. }

@@ -11,7 +11,9 @@ mod files;
 mod history;
 mod list;
 mod lock;
+mod plan;
 mod plot;
+mod problem;
 mod signals;
 mod system;
 mod text;
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
             list::run();
             Ok(())
         }
+        Command::Plan(args) => plan::run(args),
         Command::Web(args) => web::run(args),
     };
     match result {

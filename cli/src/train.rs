@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use stde_core::backend::Backend;
+use stde_core::backend::GenericStep;
 use stde_core::checkpoint::{self, Checkpoint, CheckpointError};
-use stde_core::pde::Problem;
+use stde_core::problem::ProblemSpec;
 use stde_core::train::{ConfigError, Evaluation, HostState, TrainConfig, Trainer};
 
 use crate::args::{BackendArg, TrainArgs};
@@ -92,7 +92,8 @@ pub fn check_limits(cfg: &TrainConfig) -> Result<(), CliError> {
 #[derive(Debug)]
 struct Plan {
     cfg: TrainConfig,
-    problem: Problem,
+    problem: ProblemSpec,
+
     out: PathBuf,
     backend: Chosen,
     resume: Option<Checkpoint>,
@@ -236,8 +237,12 @@ fn plan(args: &TrainArgs) -> Result<Plan, CliError> {
             source,
         })?;
     }
+    let (problem, problem_text) = crate::problem::load(&cfg, args.resume.as_deref())?;
+    if resume.is_none() {
+        crate::problem::apply_defaults(&mut cfg, &problem, &args.cfg);
+    }
     check_limits(&cfg)?;
-    let problem = cfg.validate()?;
+    stde_core::trainer::check_config(&cfg, &problem)?;
     let out = match (&args.resume, &args.out) {
         (Some(dir), _) => dir.clone(),
         (None, Some(out)) => out.clone(),
@@ -253,6 +258,11 @@ fn plan(args: &TrainArgs) -> Result<Plan, CliError> {
         Some(lock) => lock,
         None => prepare_out_dir(&out)?,
     };
+    if let (Some(text), None) = (&problem_text, &resume) {
+        // A resumed run reads this copy, so it solves the same problem even if the file changes.
+        let copy = out.join(crate::problem::RUN_COPY);
+        files::write_atomic(&copy, text.as_bytes()).map_err(CliError::io(copy))?;
+    }
     // A resumed run stays on the backend it was saved from unless told otherwise: a backend of
     // other precision would continue with other numbers.
     let saved_backend = resume
@@ -493,7 +503,7 @@ impl Run {
     }
 }
 
-fn execute<B: Backend>(backend: &B, plan: Plan) -> Result<(), CliError> {
+fn execute<B: GenericStep>(backend: &B, plan: Plan) -> Result<(), CliError> {
     let out = plan.out.clone();
     let config_path = out.join("config.toml");
     files::write_atomic(
@@ -520,7 +530,7 @@ fn execute<B: Backend>(backend: &B, plan: Plan) -> Result<(), CliError> {
         last_loss,
         best_loss,
     };
-    let trainer = Trainer::new(backend, run.plan.cfg.clone(), state)?;
+    let trainer = Trainer::with_problem(backend, run.plan.cfg.clone(), &run.plan.problem, state)?;
     // A resumed run that had finished training only lacks its outputs.
     let result = if trainer.finished() {
         Ok((Status::Completed, trainer))
@@ -571,7 +581,11 @@ fn execute<B: Backend>(backend: &B, plan: Plan) -> Result<(), CliError> {
 }
 
 /// Draws the plots, then records the run as completed: a run whose plots failed is not.
-fn finish<B: Backend>(run: &Run, backend: &B, trainer: &Trainer<'_, B>) -> Result<(), CliError> {
+fn finish<B: GenericStep>(
+    run: &Run,
+    backend: &B,
+    trainer: &Trainer<'_, B>,
+) -> Result<(), CliError> {
     let progress = trainer.progress().clone();
     if let Err(e) = draw_plots(run, trainer) {
         let _ = write_metrics(run, backend, Status::Failed, &progress, Some(&e));
@@ -586,7 +600,7 @@ fn finish<B: Backend>(run: &Run, backend: &B, trainer: &Trainer<'_, B>) -> Resul
 /// is cold and the pair is large).
 type Failure = Box<(CliError, Option<stde_core::train::Progress>)>;
 
-fn train_loop<'b, B: Backend>(
+fn train_loop<'b, B: GenericStep>(
     backend: &'b B,
     run: &mut Run,
     mut trainer: Trainer<'b, B>,
@@ -715,8 +729,9 @@ fn train_loop<'b, B: Backend>(
                 // run must not.
                 let progress = state.progress.clone();
                 drop(trainer);
-                trainer = Trainer::new(backend, cfg.clone(), Some(state))
-                    .map_err(|e| Box::new((CliError::from(e), Some(progress))))?;
+                trainer =
+                    Trainer::with_problem(backend, cfg.clone(), &run.plan.problem, Some(state))
+                        .map_err(|e| Box::new((CliError::from(e), Some(progress))))?;
             }
         }
     }
@@ -787,7 +802,7 @@ struct Metrics<'a> {
     run: &'a RunSettings,
 }
 
-fn write_metrics<B: Backend>(
+fn write_metrics<B: GenericStep>(
     run: &Run,
     backend: &B,
     status: Status,
@@ -851,7 +866,7 @@ fn draw_into(
     })
 }
 
-fn draw_plots<B: Backend>(run: &Run, trainer: &Trainer<'_, B>) -> Result<(), CliError> {
+fn draw_plots<B: GenericStep>(run: &Run, trainer: &Trainer<'_, B>) -> Result<(), CliError> {
     let cfg = &run.plan.cfg;
     let out = &run.plan.out;
     let title = format!(
@@ -865,20 +880,23 @@ fn draw_plots<B: Backend>(run: &Run, trainer: &Trainer<'_, B>) -> Result<(), Cli
         plot::loss_plot(p, &title, &curves, cfg.steps)
     })?;
     let d = cfg.dim;
+    let stride = trainer.input_width();
     let n = (PROFILE_VALUES / d).clamp(11, 201);
     let scale = 1.0 / (d as f64).sqrt();
     let t: Vec<f64> = (0..n)
         .map(|i| -1.0 + 2.0 * i as f64 / (n - 1) as f64)
         .collect();
-    let mut points = vec![0.0; n * d];
-    for (row, &ti) in points.chunks_exact_mut(d).zip(&t) {
-        row.fill(ti * scale);
+    // The diagonal of the unit ball, at the middle of the time interval for time-dependent problems.
+    let mid_time = run.plan.problem.time.map_or(0.0, |t| t.end / 2.0);
+    let mut points = vec![0.0; n * stride];
+    for (row, &ti) in points.chunks_exact_mut(stride).zip(&t) {
+        row[..d].fill(ti * scale);
+        if stride > d {
+            row[d] = mid_time;
+        }
     }
     let model = pollster::block_on(trainer.predict(&points))?;
-    let exact: Vec<f64> = points
-        .chunks_exact(d)
-        .map(|x| run.plan.problem.exact(x))
-        .collect();
+    let exact = trainer.exact_at(&points).unwrap_or_else(|| vec![0.0; n]);
     draw_into(&out.join("profile.png"), |p| {
         plot::profile_plot(p, &title, &t, &model, &exact)
     })

@@ -300,7 +300,7 @@ fn bad_input_gets_one_error_line_and_exit_code_2() {
         v
     }
     let cases: &[(Vec<&str>, &str)] = &[
-        (t(out, &["--equation", "heat"]), "sine-gordon-two-body"),
+        (t(out, &["--equation", "wave"]), "sine-gordon-two-body"),
         (
             t(out, &["--estimator", "fancy"]),
             "possible values: sparse, dense, exact",

@@ -1128,7 +1128,7 @@ fn at_least_a_hundred_bad_inputs_get_exit_2_and_one_short_error_line() {
         ("negative", "dim = -5\n"),
         ("float-dim", "dim = 5.5\n"),
         ("bad-enum", "estimator = \"fancy\"\n"),
-        ("bad-equation", "equation = \"heat\"\n"),
+        ("bad-equation", "equation = \"wave\"\n"),
         ("seed-negative", "seed = -1\n"),
         ("seed-text", "seed = \"lots\"\n"),
         ("seed-float", "seed = 1.5\n"),
@@ -1238,7 +1238,7 @@ fn at_least_a_hundred_bad_inputs_get_exit_2_and_one_short_error_line() {
         cases.push(t(&["--max-rel-error", value]));
     }
     for (flag, value) in [
-        ("--equation", "heat"),
+        ("--equation", "wave"),
         ("--equation", ""),
         ("--equation", "Poisson-two-body"),
         ("--estimator", "fancy"),
@@ -1306,7 +1306,7 @@ fn at_least_a_hundred_bad_inputs_get_exit_2_and_one_short_error_line() {
         &["--json", &under_plain],
         &["--csv", &csv_other],
         &["--bogus"],
-        &["--equation", "heat"],
+        &["--equation", "wave"],
         &["--config", &missing],
         &["--config", &configs[0].0],
         &["--lr", "nan"],

@@ -258,9 +258,22 @@ pub fn load_checkpoint(dir: &Path) -> Result<Checkpoint, CheckpointError> {
 /// not fit its model or hold non-finite values, progress outside the run.
 fn validate(ckpt: &Checkpoint) -> Result<(), String> {
     let cfg = &ckpt.config;
-    cfg.validate().map_err(|e| format!("config: {e}"))?;
-    let n = cfg.mlp_shape().n_params();
+    cfg.validate_generic().map_err(|e| format!("config: {e}"))?;
+    // A run of a problem file names the file's problem; any other run names a shipped problem.
+    if cfg.problem_file.is_none() && crate::problem::builtin(&cfg.equation).is_none() {
+        return Err(format!("config: unknown problem {:?}", cfg.equation));
+    }
+    // The model's input is `d` coordinates, plus the time for time-dependent problems; the trainer
+    // checks the exact count against its problem when it loads the state.
+    let shape_for = |input: usize| {
+        crate::mlp::MlpShape::new(input, cfg.width, cfg.depth, cfg.activation).n_params()
+    };
     let s = &ckpt.state;
+    let n = if s.params.len() == shape_for(cfg.dim + 1) {
+        shape_for(cfg.dim + 1)
+    } else {
+        shape_for(cfg.dim)
+    };
     for (name, values) in [
         (TENSORS[0], &s.params),
         (TENSORS[1], &s.adam_m),
@@ -572,7 +585,7 @@ mod tests {
         };
         check(&state(0.0), &wider, "but its configuration's model has");
         let unknown = TrainConfig {
-            equation: "heat".into(),
+            equation: "wave".into(),
             ..config()
         };
         check(&state(0.0), &unknown, "config: unknown problem");

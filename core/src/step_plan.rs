@@ -600,6 +600,11 @@ impl StepPlan {
                             ""
                         }
                     );
+                    let scale = if *sampled {
+                        format!("(d/V = {})", self.dim as f64 / *count as f64)
+                    } else {
+                        "1".into()
+                    };
                     for (t, k, w) in reads {
                         let w = match w {
                             Weight::Scaled(c) => format!("{c}"),
@@ -607,8 +612,8 @@ impl StepPlan {
                         };
                         let _ = writeln!(
                             s,
-                            "    {} ({}) += {}·(d/V)·y{k}",
-                            self.terms[*t], self.descriptions[*t], w
+                            "    {} ({}) += Σ_j {w}·{scale}·y{k}(e_j)",
+                            self.terms[*t], self.descriptions[*t]
                         );
                     }
                 }
@@ -656,9 +661,14 @@ impl StepPlan {
                         let _ = write!(s, "{}", indent(&analysis.to_string(), "      "));
                     }
                     for (t, jet, k, w) in reads {
+                        let scale = if *sampled {
+                            format!("(windows/V = {})", *n_windows as f64 / *count as f64)
+                        } else {
+                            "1".into()
+                        };
                         let _ = writeln!(
                             s,
-                            "    {} ({}) += {w:+}·(windows/V)·J{jet}[y{k}]",
+                            "    {} ({}) += Σ_windows {w:+}·{scale}·J{jet}[y{k}]",
                             self.terms[*t], self.descriptions[*t]
                         );
                     }

@@ -139,10 +139,29 @@ impl<B: GenericStep> std::fmt::Debug for Trainer<'_, B> {
 }
 
 fn plan_error(e: StepPlanError) -> ConfigError {
-    ConfigError::Invalid {
-        field: "estimator",
-        reason: e.to_string(),
+    ConfigError::Plan(e)
+}
+
+/// Checks a configuration against a problem: the problem-independent fields, the dimension (the
+/// problem instantiates there) and the estimator (its terms can be planned).
+///
+/// # Errors
+/// The first [`ConfigError`].
+pub fn check_config(
+    cfg: &TrainConfig,
+    spec: &ProblemSpec,
+) -> Result<(Instance, StepPlan), ConfigError> {
+    cfg.validate_generic()?;
+    let instance = spec.instantiate(cfg.dim, cfg.seed)?;
+    let plan = StepPlan::new(&instance, cfg.estimator, cfg.rand_dims)?;
+    if plan.kind == ProbeKind::Dense && instance.scope.has_time {
+        return Err(StepPlanError::Term {
+            term: String::new(),
+            reason: "dense probes are not available for time-dependent problems; use --estimator sparse or exact".into(),
+        }
+        .into());
     }
+    Ok((instance, plan))
 }
 
 /// The initial parameters for an input width: PyTorch's uniform `±1/√fan_in`, from the
@@ -459,6 +478,59 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
     /// The network architecture (its input width includes the time column).
     pub fn mlp_shape(&self) -> &MlpShape {
         &self.shape
+    }
+
+    /// The arithmetic and memory traffic of one step (see [`crate::cost`]).
+    pub fn step_cost(&self) -> crate::cost::StepCost {
+        let programs = loss_program(
+            &self.instance.residual,
+            &self.instance.scope,
+            self.instance.spec.pde.weight,
+            self.cfg.batch,
+        )
+        .map(|p| crate::cost::program_flops(&p))
+        .unwrap_or(0.0);
+        let ansatz = self
+            .instance
+            .ansatz_program()
+            .map(|p| crate::cost::program_flops(&p))
+            .unwrap_or(0.0);
+        crate::cost::StepCost::of_plan(&self.cfg, &self.plan, programs + ansatz)
+    }
+
+    /// The exact solution at row-major host points (rows of the input width), in f64; `None` for
+    /// a problem without one.
+    pub fn exact_at(&self, points: &[f64]) -> Option<Vec<f64>> {
+        self.instance.exact.as_ref()?;
+        let program = self.instance.data_program().ok()?;
+        let rows = points.len() / self.plan.stride.max(1);
+        let out =
+            crate::program::interp::run_primal(&program, rows, points, &[], &self.instance.params);
+        Some(out[rows..2 * rows].to_vec())
+    }
+
+    /// The ansatz factors `A` and `B` at row-major host points (rows of the input width), in f64.
+    pub fn ansatz_at(&self, points: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let rows = points.len() / self.plan.stride.max(1);
+        match self.instance.ansatz_program() {
+            Ok(program) => {
+                let out = crate::program::interp::run_primal(
+                    &program,
+                    rows,
+                    points,
+                    &[],
+                    &self.instance.params,
+                );
+                (out[..rows].to_vec(), out[rows..2 * rows].to_vec())
+            }
+            // A checked ansatz always lowers; the trainer could not have been built otherwise.
+            Err(_) => (vec![0.0; rows], vec![1.0; rows]),
+        }
+    }
+
+    /// The row length of the model's input: `d`, plus one for the time.
+    pub fn input_width(&self) -> usize {
+        self.plan.stride
     }
 
     /// Progress counters.

@@ -6,7 +6,7 @@ use stde_core::estimator::{ProbeDirection, ProbeSet, Readout, Tangent};
 use stde_core::mlp::{Mlp, Model};
 use stde_core::pde::Problem;
 use stde_core::rng::{self, streams, Philox};
-use stde_core::train::{initial_params, EstimatorKind, TrainConfig, Trainer};
+use stde_core::train::{initial_params_for, EstimatorKind, TrainConfig, Trainer};
 
 fn config(estimator: EstimatorKind, collapsed: bool, equation: &str) -> TrainConfig {
     TrainConfig {
@@ -28,7 +28,10 @@ fn config(estimator: EstimatorKind, collapsed: bool, equation: &str) -> TrainCon
 /// Loss and gradient of the first step, computed with `Model` and `ProbeSet` (f64).
 fn independent_loss_and_gradient(cfg: &TrainConfig) -> (f64, Vec<f64>) {
     let (n, d, v) = (cfg.batch, cfg.dim, cfg.rand_dims);
-    let params: Vec<f64> = initial_params(cfg).iter().map(|&p| f64::from(p)).collect();
+    let params: Vec<f64> = initial_params_for(cfg, cfg.dim)
+        .iter()
+        .map(|&p| f64::from(p))
+        .collect();
     let model = Model {
         mlp: Mlp {
             shape: cfg.mlp_shape(),

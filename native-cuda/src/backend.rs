@@ -19,7 +19,7 @@ use crate::kernels::{Kernel, MAX_ORDER};
 
 /// Panics unless `offset + len ≤ buf_len`.
 #[track_caller]
-fn check_range(what: &str, buf_len: usize, offset: usize, len: usize) {
+pub(crate) fn check_range(what: &str, buf_len: usize, offset: usize, len: usize) {
     assert!(
         offset.checked_add(len).is_some_and(|end| end <= buf_len),
         "{what}: elements {offset}..{offset}+{len} exceed the buffer of {buf_len}"
@@ -28,7 +28,7 @@ fn check_range(what: &str, buf_len: usize, offset: usize, len: usize) {
 
 /// Panics unless `value` fits the kernels' 32-bit size parameters.
 #[track_caller]
-fn u32_of(what: &str, value: usize) -> u32 {
+pub(crate) fn u32_of(what: &str, value: usize) -> u32 {
     u32::try_from(value)
         .unwrap_or_else(|_| panic!("{what} = {value} exceeds the CUDA kernels' 32-bit range"))
 }
@@ -111,7 +111,7 @@ impl<E: Executor> Engine<E> {
     /// `C = alpha·op(A)·op(B) + beta·C` on row-major matrices at device addresses `a`, `b`, `c`
     /// (offsets applied) with the column-major `sgemm`: the row-major `C` is the column-major `Cᵀ`,
     /// and `Cᵀ = op(B)ᵀ·op(A)ᵀ`, so the operands swap, each keeps its transpose flag, and no data moves.
-    fn sgemm(&self, g: Gemm, a: u64, b: u64, c: u64) {
+    pub(crate) fn sgemm(&self, g: Gemm, a: u64, b: u64, c: u64) {
         if self.failed() || g.m == 0 || g.n == 0 {
             return;
         }
@@ -196,7 +196,7 @@ impl<E: Executor> Engine<E> {
     }
 
     /// `dst (+)= column sums of n_src_blocks matrices rows × width` (see `column_sums` in `bias.cu`).
-    fn column_sums(
+    pub(crate) fn column_sums(
         &self,
         src: u64,
         dst: u64,

@@ -14,6 +14,7 @@ use cudarc::driver::{
 use cudarc::nvrtc::Ptx;
 use stde_core::backend::BackendError;
 
+use crate::codegen::{ProgramKernel, Unit};
 use crate::exec::{Arg, ColMajorGemm, DeviceBuffer, Engine, Executor, Grid, Op, BLOCK, MAX_GRID_Y};
 use crate::kernels::{self, Arch, Kernel, Source};
 
@@ -95,6 +96,21 @@ pub struct DeviceInfo {
     pub driver_version: (i32, i32),
     /// NVRTC's version `(major, minor)`.
     pub nvrtc_version: (i32, i32),
+}
+
+/// A generated program's module on the device ([`Executor::Module`] of [`CudaDevice`]): its entry
+/// points, each keeping the module loaded.
+pub struct ProgramModule {
+    name: String,
+    functions: Vec<(ProgramKernel, CudaFunction)>,
+}
+
+impl std::fmt::Debug for ProgramModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProgramModule")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Loaded kernels by (kernel, jet order).
@@ -359,6 +375,26 @@ impl CudaDevice {
         Ok(f)
     }
 
+    /// Loads compiled code: the cubin when there is one (SASS for this exact GPU needs no PTX JIT, and
+    /// it still loads when the toolkit's NVRTC is newer than the driver, which rejects PTX of a newer
+    /// ISA version), else the PTX.
+    fn load(
+        &self,
+        program: &str,
+        compiled: kernels::CompiledProgram,
+    ) -> Result<Arc<CudaModule>, BackendError> {
+        let from_cubin = compiled
+            .cubin
+            .map(|c| self.ctx.load_module(Ptx::from_binary(c)));
+        match from_cubin {
+            Some(Ok(m)) => Ok(m),
+            _ => self
+                .ctx
+                .load_module(Ptx::from_src(compiled.ptx))
+                .map_err(|e| lost(format!("loading kernel module {program}"), e)),
+        }
+    }
+
     /// The module of `source` at `order`, compiled with NVRTC for this device once per run.
     fn module(
         &self,
@@ -376,18 +412,7 @@ impl CudaDevice {
                 reason: format!("kernel {program} failed to build: {e}"),
             }
         })?;
-        // Prefer the cubin: SASS for this exact GPU needs no PTX JIT, and it still loads when the
-        // toolkit's NVRTC is newer than the driver (which rejects PTX of a newer ISA version).
-        let from_cubin = compiled
-            .cubin
-            .map(|c| self.ctx.load_module(Ptx::from_binary(c)));
-        let module = match from_cubin {
-            Some(Ok(m)) => m,
-            _ => self
-                .ctx
-                .load_module(Ptx::from_src(compiled.ptx))
-                .map_err(|e| lost(format!("loading kernel module {program}"), e))?,
-        };
+        let module = self.load(&program, compiled)?;
         lock(&self.modules).insert(key, module.clone());
         Ok(module)
     }
@@ -458,6 +483,30 @@ impl CudaDevice {
             .mem_get_info()
             .map(|(free, total)| (free as u64, total as u64))
             .map_err(|e| lost("querying device memory", e))
+    }
+
+    /// Launches a loaded kernel on `grid` blocks of [`BLOCK`] threads with `args` (checked by the engine).
+    fn launch_function(&self, f: &CudaFunction, entry: &str, grid: Grid, args: &[Arg]) {
+        let mut builder = self.stream.launch_builder(f);
+        for arg in args {
+            match arg {
+                Arg::F32In(p) | Arg::F32Out(p) | Arg::U32In(p) | Arg::U64(p) => builder.arg(p),
+                Arg::U32(v) => builder.arg(v),
+                Arg::F32(v) => builder.arg(v),
+            };
+        }
+        let cfg = LaunchConfig {
+            grid_dim: (grid.0, grid.1.clamp(1, MAX_GRID_Y), 1),
+            block_dim: (BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: the argument list matches the kernel's parameters (checked by the engine against the
+        // table that tests compare with the `.cu` declarations); every address was bounds-checked
+        // against its buffer; buffers outlive the work because the stream runs in order and frees are
+        // stream-ordered.
+        if let Err(e) = unsafe { builder.launch(cfg) } {
+            self.record(lost(format!("launching {entry}"), e));
+        }
     }
 }
 
@@ -570,26 +619,7 @@ impl Executor for CudaDevice {
             Ok(f) => f,
             Err(e) => return self.record(e),
         };
-        let mut builder = self.stream.launch_builder(&f);
-        for arg in args {
-            match arg {
-                Arg::F32In(p) | Arg::F32Out(p) | Arg::U32In(p) | Arg::U64(p) => builder.arg(p),
-                Arg::U32(v) => builder.arg(v),
-                Arg::F32(v) => builder.arg(v),
-            };
-        }
-        let cfg = LaunchConfig {
-            grid_dim: (grid.0, grid.1.clamp(1, MAX_GRID_Y), 1),
-            block_dim: (BLOCK, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        // SAFETY: the argument list matches the kernel's parameters (checked by the engine against the
-        // table that tests compare with the `.cu` declarations); every address was bounds-checked
-        // against its buffer; buffers outlive the work because the stream runs in order and frees are
-        // stream-ordered.
-        if let Err(e) = unsafe { builder.launch(cfg) } {
-            self.record(lost(format!("launching {}", kernel.entry()), e));
-        }
+        self.launch_function(&f, kernel.entry(), grid, args);
     }
 
     fn sgemm_col_major(&self, g: ColMajorGemm) {
@@ -652,5 +682,50 @@ impl Executor for CudaDevice {
 
     fn failed(&self) -> bool {
         lock(&self.error).is_some()
+    }
+
+    type Module = ProgramModule;
+
+    fn build_module(&self, unit: &Unit) -> Result<ProgramModule, BackendError> {
+        let compiled = kernels::compile_text(&unit.name, unit.text.clone(), self.info.arch)
+            .map_err(|e| BackendError::DeviceLost {
+                backend: BACKEND,
+                reason: format!("program {} failed to build: {e}", unit.name),
+            })?;
+        let module = self.load(&unit.name, compiled)?;
+        let functions = unit
+            .kernels
+            .iter()
+            .map(|&k| {
+                module
+                    .load_function(k.entry())
+                    .map(|f| (k, f))
+                    .map_err(|e| lost(format!("loading kernel {} of {}", k.entry(), unit.name), e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ProgramModule {
+            name: unit.name.clone(),
+            functions,
+        })
+    }
+
+    fn launch_module(
+        &self,
+        module: &ProgramModule,
+        kernel: ProgramKernel,
+        grid: Grid,
+        args: &[Arg],
+    ) {
+        if self.failed() {
+            return;
+        }
+        match module.functions.iter().find(|(k, _)| *k == kernel) {
+            Some((_, f)) => self.launch_function(f, kernel.entry(), grid, args),
+            None => panic!("{} has no entry point {}", module.name, kernel.entry()),
+        }
+    }
+
+    fn record_failure(&self, error: BackendError) {
+        self.record(error);
     }
 }

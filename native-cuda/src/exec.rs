@@ -10,6 +10,7 @@
 
 use stde_core::backend::BackendError;
 
+use crate::codegen::{ProgramKernel, Unit};
 use crate::kernels::{Kernel, ParamType};
 
 /// One kernel argument. Pointers are device addresses with the element offset already applied.
@@ -197,6 +198,24 @@ pub trait Executor {
 
     /// Whether a failure has been recorded (later work is pointless and may be skipped).
     fn failed(&self) -> bool;
+
+    /// A module built from generated CUDA C (a compiled [`Program`](stde_core::program::Program)).
+    type Module;
+
+    /// Compiles a generated unit for this device and loads its entry points.
+    ///
+    /// # Errors
+    /// [`BackendError::DeviceLost`] naming the unit when the compiler rejects it or the module does not
+    /// load.
+    fn build_module(&self, unit: &Unit) -> Result<Self::Module, BackendError>;
+
+    /// Launches `kernel` of a module from [`Executor::build_module`] on `grid` blocks of [`BLOCK`]
+    /// threads; `args` have been checked against the kernel's parameters.
+    fn launch_module(&self, module: &Self::Module, kernel: ProgramKernel, grid: Grid, args: &[Arg]);
+
+    /// Records a failure of work that cannot return it (a module built lazily inside a launch); the
+    /// next [`Executor::download`] returns it.
+    fn record_failure(&self, error: BackendError);
 }
 
 /// The [`Backend`](stde_core::backend::Backend) implementation over an [`Executor`]. The public

@@ -40,8 +40,40 @@ pub const PHILOX: Header = Header {
     text: include_str!("../kernels/philox.cuh"),
 };
 
+/// Math overloads, reductions and accumulator storage of generated program kernels
+/// ([`crate::codegen`]).
+pub const PROGRAM: Header = Header {
+    file_name: "program.cuh",
+    text: include_str!("../kernels/program.cuh"),
+};
+
+/// Taylor series helpers of order `STDE_K` and the probe direction, for generated series kernels.
+pub const PROGRAM_SERIES: Header = Header {
+    file_name: "program_series.cuh",
+    text: include_str!("../kernels/program_series.cuh"),
+};
+
+/// The primal entry points of a generated program, appended after its generated part.
+pub const PROGRAM_PRIMAL_ENTRY: Header = Header {
+    file_name: "program_primal.cu",
+    text: include_str!("../kernels/program_primal.cu"),
+};
+
+/// The series entry point of a generated program, appended after its generated part.
+pub const PROGRAM_SERIES_ENTRY: Header = Header {
+    file_name: "program_series.cu",
+    text: include_str!("../kernels/program_series.cu"),
+};
+
 /// Every header, for tests that check each file under `kernels/` is used.
-pub const HEADERS: [Header; 2] = [COMMON, PHILOX];
+pub const HEADERS: [Header; 6] = [
+    COMMON,
+    PHILOX,
+    PROGRAM,
+    PROGRAM_SERIES,
+    PROGRAM_PRIMAL_ENTRY,
+    PROGRAM_SERIES_ENTRY,
+];
 
 /// A kernel file: the unit NVRTC compiles (once per jet order for [`Source::JetActivation`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -60,11 +92,13 @@ pub enum Source {
     Sample,
     /// `adam.cu`: the fused Adam update.
     Adam,
+    /// `generic.cu`: the generic step primitives (slot probes, readout, point samplers).
+    Generic,
 }
 
 impl Source {
     /// Every kernel file.
-    pub const ALL: [Source; 7] = [
+    pub const ALL: [Source; 8] = [
         Source::Bias,
         Source::InputLayer,
         Source::JetActivation,
@@ -72,6 +106,7 @@ impl Source {
         Source::Forcing,
         Source::Sample,
         Source::Adam,
+        Source::Generic,
     ];
 
     /// The file name under `native-cuda/kernels/`.
@@ -84,6 +119,7 @@ impl Source {
             Source::Forcing => "forcing.cu",
             Source::Sample => "sample.cu",
             Source::Adam => "adam.cu",
+            Source::Generic => "generic.cu",
         }
     }
 
@@ -97,13 +133,14 @@ impl Source {
             Source::Forcing => include_str!("../kernels/forcing.cu"),
             Source::Sample => include_str!("../kernels/sample.cu"),
             Source::Adam => include_str!("../kernels/adam.cu"),
+            Source::Generic => include_str!("../kernels/generic.cu"),
         }
     }
 
     /// The headers prepended before the file, in order.
     pub fn headers(self) -> &'static [Header] {
         match self {
-            Source::Sample => &[COMMON, PHILOX],
+            Source::Sample | Source::Generic => &[COMMON, PHILOX],
             _ => &[COMMON],
         }
     }
@@ -182,13 +219,23 @@ pub enum Kernel {
     SampleBall,
     /// Fused Adam update.
     Adam,
+    /// One-hot probe tangents in any slot: a scaled gather of columns of `W1`, one row per tangent block.
+    SlotGather,
+    /// Adjoint of [`Kernel::SlotGather`]: scaled scatter-add into columns of `∂W1`.
+    SlotScatter,
+    /// The ansatz `u = A + B·m` and the weighted readout of the term estimates.
+    ReadoutForward,
+    /// Adjoint of [`Kernel::ReadoutForward`]: the cotangent of the model output.
+    ReadoutBackward,
+    /// Points of every sampler, with an optional time column.
+    SamplePoints,
 }
 
 use ParamType::{F32In, F32Out, U32In, F32, U32, U64};
 
 impl Kernel {
     /// All kernels.
-    pub const ALL: [Kernel; 15] = [
+    pub const ALL: [Kernel; 20] = [
         Kernel::AddBias,
         Kernel::ColumnSums,
         Kernel::InputGather,
@@ -204,6 +251,11 @@ impl Kernel {
         Kernel::SampleFlat,
         Kernel::SampleBall,
         Kernel::Adam,
+        Kernel::SlotGather,
+        Kernel::SlotScatter,
+        Kernel::ReadoutForward,
+        Kernel::ReadoutBackward,
+        Kernel::SamplePoints,
     ];
 
     /// The `extern "C"` entry point's name.
@@ -224,6 +276,11 @@ impl Kernel {
             Kernel::SampleFlat => "sample_flat",
             Kernel::SampleBall => "sample_ball",
             Kernel::Adam => "adam",
+            Kernel::SlotGather => "slot_gather",
+            Kernel::SlotScatter => "slot_scatter",
+            Kernel::ReadoutForward => "readout_forward",
+            Kernel::ReadoutBackward => "readout_backward",
+            Kernel::SamplePoints => "sample_points",
         }
     }
 
@@ -240,6 +297,11 @@ impl Kernel {
             Kernel::Forcing => Source::Forcing,
             Kernel::SampleFlat | Kernel::SampleBall => Source::Sample,
             Kernel::Adam => Source::Adam,
+            Kernel::SlotGather
+            | Kernel::SlotScatter
+            | Kernel::ReadoutForward
+            | Kernel::ReadoutBackward
+            | Kernel::SamplePoints => Source::Generic,
         }
     }
 
@@ -376,6 +438,66 @@ impl Kernel {
                 ("c1", F32),
                 ("c2", F32),
                 ("eps", F32),
+            ],
+            Kernel::SlotGather => &[
+                ("w1", F32In),
+                ("slot_index", U32In),
+                ("slot_coeff", F32In),
+                ("rows", F32Out),
+                ("n_dirs", U32),
+                ("order", U32),
+                ("width", U32),
+                ("stride", U64),
+                ("collapsed", U32),
+            ],
+            Kernel::SlotScatter => &[
+                ("g", F32In),
+                ("slot_index", U32In),
+                ("slot_coeff", F32In),
+                ("grad_w1", F32Out),
+                ("n_dirs", U32),
+                ("order", U32),
+                ("width", U32),
+                ("stride", U64),
+                ("collapsed", U32),
+            ],
+            Kernel::ReadoutForward => &[
+                ("m", F32In),
+                ("ansatz", F32In),
+                ("weights", F32In),
+                ("features", F32Out),
+                ("n_points", U32),
+                ("n_dirs", U32),
+                ("order", U32),
+                ("n_terms", U32),
+                ("collapsed", U32),
+            ],
+            Kernel::ReadoutBackward => &[
+                ("ansatz", F32In),
+                ("weights", F32In),
+                ("feature_bar", F32In),
+                ("m_bar", F32Out),
+                ("n_points", U32),
+                ("n_dirs", U32),
+                ("order", U32),
+                ("n_terms", U32),
+                ("collapsed", U32),
+            ],
+            Kernel::SamplePoints => &[
+                ("out", F32Out),
+                ("n_points", U32),
+                ("dim", U32),
+                ("stride", U32),
+                ("first", U32),
+                ("key0", U32),
+                ("key1", U32),
+                ("stream", U32),
+                ("step", U32),
+                ("sampler", U32),
+                ("p0", F32),
+                ("p1", F32),
+                ("time_kind", U32),
+                ("time_value", F32),
             ],
         }
     }
@@ -589,11 +711,30 @@ pub fn compile(
     order: Option<usize>,
     arch: Arch,
 ) -> Result<CompiledProgram, CompileError> {
-    let text = program_text(source, order);
+    compile_text(
+        &program_name(source, order),
+        program_text(source, order),
+        arch,
+    )
+}
+
+/// Compiles a whole program text (e.g. a generated one, [`crate::codegen::Unit`]) named `program` in
+/// NVRTC's messages, for `arch`.
+///
+/// # Errors
+/// As [`compile`].
+///
+/// # Panics
+/// If the text contains a NUL byte (neither kernel files nor generated code do).
+pub fn compile_text(
+    program: &str,
+    text: String,
+    arch: Arch,
+) -> Result<CompiledProgram, CompileError> {
     if !nvrtc_available() {
         return Err(CompileError::NvrtcNotFound);
     }
-    let program = program_name(source, order);
+    let program = program.to_string();
     let nvrtc_err = |step: &'static str| {
         let program = program.clone();
         move |e: nvrtc::NvrtcError| CompileError::Nvrtc {

@@ -25,6 +25,15 @@
 //!   `#define STDE_K <order>` prelude and cached per (file, order). The cubin is loaded (no PTX JIT),
 //!   with the PTX as a fallback. `tests/nvrtc_compile.rs` compiles every file at every order for
 //!   `sm_80` and `sm_90` without a GPU, failing on any error or warning.
+//! * **Programs** (residuals, forcing, exact solutions, ansatz factors as data,
+//!   [`stde_core::program`]) become generated CUDA C ([`codegen`]): only the per-program bodies are
+//!   generated, between fixed files (`program.cuh`, `program_series.cuh`, `program_primal.cu`,
+//!   `program_series.cu`). Primal mode serves a point with a thread, a warp or a block (sums in f64,
+//!   max with its argmax); series mode runs one thread per (point, direction), re-evaluating only the
+//!   windows a one-hot direction touches, with the order fixed by `#define STDE_K`. NVRTC builds the
+//!   primal module at `compile_program` and each order's series module on first use;
+//!   `tests/nvrtc_programs.rs` compiles generated code for `sm_80` and `sm_90`, and the emulator runs
+//!   it against the f64 interpreter.
 //! * **One stream, no host round trips.** Every primitive enqueues cuBLAS calls and kernel launches
 //!   on one stream; element offsets become device pointer offsets. Only `download` synchronises.
 //!   Failures of work that cannot return an error (a launch, a copy, a lazy kernel build) are
@@ -43,11 +52,15 @@
 //!   Kernels that need temporaries share one scratch area that grows on demand.
 
 mod backend;
+pub mod codegen;
 mod device;
 pub mod exec;
+mod generic;
 pub mod kernels;
+mod program;
 
 pub use device::{
     cuda_available, CudaBackend, CudaBuf, CudaDevice, CudaIdx, CudaParams, DeviceInfo,
 };
 pub use exec::Engine;
+pub use program::CudaProgram;

@@ -12,10 +12,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::{c_char, CString};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use stde_core::backend::BackendError;
 use stde_core::conformance::Tolerance;
+use stde_cuda::codegen::{ProgramKernel, Unit};
 use stde_cuda::exec::{Arg, ColMajorGemm, DeviceBuffer, Engine, Executor, Grid, Op, BLOCK};
 use stde_cuda::kernels::{self, Kernel, ParamType, Source};
 
@@ -121,23 +123,24 @@ fn cast(ty: ParamType, i: usize) -> String {
     }
 }
 
-/// The C++ translation unit of one program: the shim, the exact text NVRTC gets, and a dispatcher
-/// generated from each kernel's declared parameters.
-fn translation_unit(source: Source, order: Option<usize>) -> String {
+/// The shim's `#include` line.
+fn shim_include() -> String {
     let shim = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/emulator/cuda_host.h");
-    let mut tu = format!("#include \"{}\"\n", shim.display());
-    tu.push_str(&kernels::program_text(source, order));
-    tu.push_str("\n// Generated dispatch.\n");
-    for kernel in source.kernels() {
-        let args: Vec<String> = kernel
-            .params()
+    format!("#include \"{}\"\n", shim.display())
+}
+
+/// A dispatcher generated from each entry point's declared parameters: `stde_emu_launch(entry, …)`.
+fn dispatcher(entries: &[(&str, &[(&str, ParamType)])]) -> String {
+    let mut tu = String::from("\n// Generated dispatch.\n");
+    for (entry, params) in entries {
+        let args: Vec<String> = params
             .iter()
             .enumerate()
             .map(|(i, (_, ty))| cast(*ty, i))
             .collect();
         tu.push_str(&format!(
             "static void call_{0}(const uint64_t* a) {{ {0}({1}); }}\n",
-            kernel.entry(),
+            entry,
             args.join(", ")
         ));
     }
@@ -148,10 +151,10 @@ fn translation_unit(source: Source, order: Option<usize>) -> String {
          std::lock_guard<std::mutex> guard(launch_lock);\n\
          void (*fn)(const uint64_t*) = nullptr;\n",
     );
-    for kernel in source.kernels() {
+    for (entry, _) in entries {
         tu.push_str(&format!(
             "if (!strcmp(entry, \"{0}\")) fn = call_{0};\n",
-            kernel.entry()
+            entry
         ));
     }
     tu.push_str(
@@ -160,26 +163,39 @@ fn translation_unit(source: Source, order: Option<usize>) -> String {
     tu
 }
 
-/// Loaded programs by (kernel file, jet order).
-type Libraries = HashMap<(Source, Option<usize>), Arc<libloading::Library>>;
+/// The C++ translation unit of one program: the shim, the exact text NVRTC gets, and the dispatcher.
+fn translation_unit(source: Source, order: Option<usize>) -> String {
+    let entries: Vec<(&str, &[(&str, ParamType)])> =
+        source.kernels().map(|k| (k.entry(), k.params())).collect();
+    shim_include() + &kernels::program_text(source, order) + &dispatcher(&entries)
+}
 
-/// Compiled programs, shared by every test of this binary (compiled once each).
-fn library(source: Source, order: Option<usize>) -> Arc<libloading::Library> {
-    static LIBS: OnceLock<Mutex<Libraries>> = OnceLock::new();
-    let mut libs = LIBS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(lib) = libs.get(&(source, order)) {
-        return lib.clone();
-    }
+/// The C++ translation unit of a generated program: the shim, the text NVRTC gets, the dispatcher.
+fn unit_translation_unit(unit: &Unit) -> String {
+    let entries: Vec<(&str, &[(&str, ParamType)])> = unit
+        .kernels
+        .iter()
+        .map(|k| (k.entry(), k.params()))
+        .collect();
+    shim_include() + &unit.text + &dispatcher(&entries)
+}
+
+/// Compiles a translation unit to a shared library and loads it; `stem` names its files.
+fn build_library(stem: &str, tu: &str, what: &str) -> libloading::Library {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("stde-cuda-emulator");
     std::fs::create_dir_all(&dir).expect("emulator directory");
-    let stem = kernels::program_name(source, order).replace(['.', '[', ']', '='], "_");
-    // The process id keeps concurrent test runs (debug and release) from sharing files.
-    let cpp = dir.join(format!("{stem}-{}.cpp", std::process::id()));
-    let so = dir.join(format!("{stem}-{}.so", std::process::id()));
-    std::fs::write(&cpp, translation_unit(source, order)).expect("writing the translation unit");
+    let stem = stem.replace(['.', '[', ']', '='], "_");
+    // The process id keeps concurrent test runs (debug and release) from sharing files, the counter
+    // concurrent builds of one binary.
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let cpp = dir.join(format!("{stem}-{tag}.cpp"));
+    let so = dir.join(format!("{stem}-{tag}.so"));
+    std::fs::write(&cpp, tu).expect("writing the translation unit");
     let cxx = compiler().expect("checked before the backend was built");
     let out = Command::new(cxx)
         .args([
@@ -198,17 +214,102 @@ fn library(source: Source, order: Option<usize>) -> Arc<libloading::Library> {
         .expect("running the C++ compiler");
     assert!(
         out.status.success(),
-        "{} does not compile for the host emulator:\n{}",
-        kernels::program_name(source, order),
+        "{what} does not compile for the host emulator:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     // SAFETY: the library is ours, built just now; its initialisers only set up the shim's globals.
-    let lib =
-        Arc::new(unsafe { libloading::Library::new(&so) }.expect("loading the emulated kernels"));
+    let lib = unsafe { libloading::Library::new(&so) }.expect("loading the emulated kernels");
     let _ = std::fs::remove_file(&so);
     let _ = std::fs::remove_file(&cpp);
+    lib
+}
+
+/// Loaded programs by (kernel file, jet order).
+type Libraries = HashMap<(Source, Option<usize>), Arc<libloading::Library>>;
+
+/// Compiled programs, shared by every test of this binary (compiled once each).
+fn library(source: Source, order: Option<usize>) -> Arc<libloading::Library> {
+    static LIBS: OnceLock<Mutex<Libraries>> = OnceLock::new();
+    let mut libs = LIBS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(lib) = libs.get(&(source, order)) {
+        return lib.clone();
+    }
+    let name = kernels::program_name(source, order);
+    let lib = Arc::new(build_library(
+        &name,
+        &translation_unit(source, order),
+        &name,
+    ));
     libs.insert((source, order), lib.clone());
     lib
+}
+
+/// Generated programs by unit name (a hash of the program, and the order): tests that compile the
+/// same program share one build.
+fn unit_library(unit: &Unit) -> Arc<libloading::Library> {
+    static LIBS: OnceLock<Mutex<HashMap<String, Arc<libloading::Library>>>> = OnceLock::new();
+    let libs = LIBS.get_or_init(Default::default);
+    if let Some(lib) = libs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&unit.name)
+    {
+        return lib.clone();
+    }
+    // Built without the lock, so that tests compile different programs in parallel.
+    let lib = Arc::new(build_library(
+        &unit.name,
+        &unit_translation_unit(unit),
+        &unit.name,
+    ));
+    libs.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(unit.name.clone())
+        .or_insert(lib)
+        .clone()
+}
+
+/// Calls `stde_emu_launch` of `lib`.
+fn emulated_launch(
+    lib: &libloading::Library,
+    entry: &str,
+    grid: Grid,
+    cooperative: bool,
+    args: &[Arg],
+) {
+    // SAFETY: every emulated program exports `stde_emu_launch` with this signature.
+    let launch: libloading::Symbol<'_, LaunchFn> =
+        unsafe { lib.get(b"stde_emu_launch\0") }.expect("the dispatcher is exported");
+    let bits: Vec<u64> = args.iter().map(|a| a.to_bits()).collect();
+    let c_entry = CString::new(entry).expect("entry names have no NUL");
+    // SAFETY: the arguments were checked against the kernel's parameters by the engine, and every
+    // address lies in a live host buffer (the engine checked the ranges).
+    let rc = unsafe {
+        launch(
+            c_entry.as_ptr(),
+            grid.0,
+            grid.1,
+            BLOCK,
+            i32::from(cooperative),
+            bits.as_ptr(),
+        )
+    };
+    assert_eq!(rc, 0, "{entry} is not in its program");
+}
+
+/// Panics unless every non-null pointer argument points into a live allocation.
+fn check_pointer_args(entry: &str, params: &[(&str, ParamType)], args: &[Arg]) {
+    for (arg, (name, _)) in args.iter().zip(params) {
+        // Null marks a pointer the kernel does not read.
+        if let Arg::F32In(p) | Arg::F32Out(p) | Arg::U32In(p) = arg {
+            if *p != 0 {
+                check_extent(&format!("{entry} argument {name}"), *p, 0);
+            }
+        }
+    }
 }
 
 /// Kernels that synchronise a block (`__syncthreads`, warp shuffles): they get one OS thread per
@@ -216,7 +317,11 @@ fn library(source: Source, order: Option<usize>) -> Arc<libloading::Library> {
 fn cooperative(kernel: Kernel) -> bool {
     matches!(
         kernel,
-        Kernel::ColumnSums | Kernel::RowSqNorms | Kernel::Forcing | Kernel::SampleBall
+        Kernel::ColumnSums
+            | Kernel::RowSqNorms
+            | Kernel::Forcing
+            | Kernel::SampleBall
+            | Kernel::SamplePoints
     )
 }
 
@@ -281,33 +386,9 @@ impl Executor for Emulator {
             "{}: grid.y above the hardware limit",
             kernel.entry()
         );
-        for (arg, (name, _)) in args.iter().zip(kernel.params()) {
-            // Null marks a pointer the kernel does not read.
-            if let Arg::F32In(p) | Arg::F32Out(p) | Arg::U32In(p) = arg {
-                if *p != 0 {
-                    check_extent(&format!("{} argument {name}", kernel.entry()), *p, 0);
-                }
-            }
-        }
+        check_pointer_args(kernel.entry(), kernel.params(), args);
         let lib = library(kernel.source(), order);
-        // SAFETY: every emulated program exports `stde_emu_launch` with this signature.
-        let launch: libloading::Symbol<'_, LaunchFn> =
-            unsafe { lib.get(b"stde_emu_launch\0") }.expect("the dispatcher is exported");
-        let bits: Vec<u64> = args.iter().map(|a| a.to_bits()).collect();
-        let entry = CString::new(kernel.entry()).expect("entry names have no NUL");
-        // SAFETY: the arguments were checked against the kernel's parameters by the engine, and every
-        // address lies in a live host buffer (the engine checked the ranges).
-        let rc = unsafe {
-            launch(
-                entry.as_ptr(),
-                grid.0,
-                grid.1,
-                BLOCK,
-                i32::from(cooperative(kernel)),
-                bits.as_ptr(),
-            )
-        };
-        assert_eq!(rc, 0, "{} is not in its program", kernel.entry());
+        emulated_launch(&lib, kernel.entry(), grid, cooperative(kernel), args);
     }
 
     fn sgemm_col_major(&self, g: ColMajorGemm) {
@@ -396,6 +477,28 @@ impl Executor for Emulator {
 
     fn failed(&self) -> bool {
         self.error.lock().unwrap().is_some()
+    }
+
+    type Module = Arc<libloading::Library>;
+
+    fn build_module(&self, unit: &Unit) -> Result<Self::Module, BackendError> {
+        Ok(unit_library(unit))
+    }
+
+    fn launch_module(
+        &self,
+        module: &Self::Module,
+        kernel: ProgramKernel,
+        grid: Grid,
+        args: &[Arg],
+    ) {
+        assert!(grid.0 >= 1 && grid.1 >= 1, "{}: empty grid", kernel.entry());
+        check_pointer_args(kernel.entry(), kernel.params(), args);
+        emulated_launch(module, kernel.entry(), grid, kernel.cooperative(), args);
+    }
+
+    fn record_failure(&self, error: BackendError) {
+        self.error.lock().unwrap().get_or_insert(error);
     }
 }
 
@@ -495,3 +598,71 @@ fn training_steps_match_the_reference() {
         );
     }
 }
+
+/// The generic step primitives (`GenericStep`: slot probes, readout, point samplers) against the f64
+/// reference, one test per check.
+mod generic {
+    use super::emulated_or_skip;
+    use stde_core::conformance::Tolerance;
+    use stde_core::generic_conformance as g;
+
+    #[test]
+    fn input_layer_slots_match_the_reference() {
+        let b = emulated_or_skip!();
+        g::check_input_layer_slots(&b, Tolerance::F32).unwrap_or_else(|m| panic!("{m}"));
+    }
+
+    #[test]
+    fn readout_matches_the_reference() {
+        let b = emulated_or_skip!();
+        g::check_readout(&b, Tolerance::F32).unwrap_or_else(|m| panic!("{m}"));
+    }
+
+    #[test]
+    fn point_samplers_match_the_reference() {
+        let b = emulated_or_skip!();
+        g::check_sample_points(&b, Tolerance::F32).unwrap_or_else(|m| panic!("{m}"));
+    }
+
+    #[test]
+    fn box_points_and_times_are_bit_identical_to_the_host() {
+        let b = emulated_or_skip!();
+        super::box_points_are_bit_identical(&b);
+    }
+}
+
+/// Box coordinates and time columns are uniforms (and products the kernels keep unfused), so they
+/// equal `rng::sample_points_from` bit for bit.
+fn box_points_are_bit_identical<B: stde_core::backend::GenericStep>(b: &B) {
+    use stde_core::backend::PointSampling;
+    use stde_core::rng::{sample_points_from, PointSampler, TimeSampler};
+    for time in [
+        TimeSampler::None,
+        TimeSampler::Uniform { end: 0.7 },
+        TimeSampler::Fixed(0.3),
+    ] {
+        let s = PointSampling {
+            sampler: PointSampler::Box { lo: -2.0, hi: 3.1 },
+            time,
+            first: 4,
+            n: 9,
+            d: 13,
+            stream: 9,
+        };
+        let len = s.n * s.stride();
+        let mut buf = b.alloc(len, "points").expect("alloc");
+        b.sample_points(s, 11, 5, &mut buf);
+        let got = pollster::block_on(b.download(&buf, 0, len)).expect("download");
+        let mut want = vec![0.0f32; len];
+        sample_points_from(
+            11, s.sampler, s.time, s.stream, 5, s.first, s.n, s.d, &mut want,
+        );
+        stde_core::conformance::compare(&format!("{s:?}"), &got, &want, Tolerance::EXACT)
+            .unwrap_or_else(|m| panic!("{m}"));
+    }
+}
+
+mod program_cases;
+
+#[path = "emulator/programs.rs"]
+mod programs;

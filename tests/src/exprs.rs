@@ -1,8 +1,6 @@
 //! Random expression trees of the problem language for property tests: coordinates, time,
 //! parameters, constants, every function on arguments inside its domain, and windowed reductions.
 
-
-
 /// A tiny deterministic generator, so that the trees are reproducible from a seed without a
 /// property-testing crate in the library.
 mod proptest_free {
@@ -12,7 +10,7 @@ mod proptest_free {
 
     impl Rng {
         /// The next 64 random bits.
-        pub fn next(&mut self) -> u64 {
+        pub fn next_u64(&mut self) -> u64 {
             self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
             let mut z = self.0;
             z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -22,12 +20,12 @@ mod proptest_free {
 
         /// Uniform in `0..n`.
         pub fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
+            (self.next_u64() % n.max(1) as u64) as usize
         }
 
         /// Uniform in `[lo, hi)`.
         pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-            lo + (hi - lo) * (self.next() >> 11) as f64 / (1u64 << 53) as f64
+            lo + (hi - lo) * (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
         }
     }
 }
@@ -61,11 +59,20 @@ fn node(rng: &mut Rng, dim: usize, time: bool, depth: usize, window: Option<usiz
         1 => format!("({} - {})", sub(rng), sub(rng)),
         2 | 3 => format!("({} * {})", sub(rng), sub(rng)),
         4 => format!("({} / (1 + {}^2))", sub(rng), sub(rng)),
-        5 => format!("{}({})", ["sin", "cos", "tanh", "atan"][rng.below(4)], sub(rng)),
+        5 => format!(
+            "{}({})",
+            ["sin", "cos", "tanh", "atan"][rng.below(4)],
+            sub(rng)
+        ),
         6 => format!("exp(tanh({}))", sub(rng)),
         7 => format!("{}(1 + {}^2)", ["log", "sqrt"][rng.below(2)], sub(rng)),
         8 => format!("({})^{}", sub(rng), 1 + rng.below(3)),
-        9 => format!("{}({}, {})", ["min", "max"][rng.below(2)], sub(rng), sub(rng)),
+        9 => format!(
+            "{}({}, {})",
+            ["min", "max"][rng.below(2)],
+            sub(rng),
+            sub(rng)
+        ),
         10 => format!("(1 + ({})^2)^{:.2}", sub(rng), rng.uniform(-1.0, 1.5)),
         11 => format!("abs({})", sub(rng)),
         12 => {

@@ -3,7 +3,7 @@
 //! heatmaps' data are separate awaited calls, so the page decides when to pay for them.
 
 use serde::Serialize;
-use stde_core::backend::Backend;
+use stde_core::backend::GenericStep;
 use stde_core::train::{Evaluation, TrainConfig, TrainError, Trainer};
 
 use crate::slice::{self, Slice, GRID};
@@ -34,14 +34,14 @@ pub struct Tick {
 
 /// A run driven by the page.
 #[derive(Debug)]
-pub struct Driver<'b, B: Backend> {
+pub struct Driver<'b, B: GenericStep> {
     trainer: Trainer<'b, B>,
     cells: Vec<(usize, [f64; 2])>,
     /// `u*` at `cells`, computed on first use.
     exact: Option<Vec<f64>>,
 }
 
-impl<'b, B: Backend> Driver<'b, B> {
+impl<'b, B: GenericStep> Driver<'b, B> {
     /// Allocates the run.
     ///
     /// # Errors
@@ -123,22 +123,32 @@ impl<'b, B: Backend> Driver<'b, B> {
     /// [`TrainError::Backend`] if a read fails.
     pub async fn slice(&mut self) -> Result<Slice, TrainError> {
         let dim = self.config().dim;
+        let width = self.trainer.input_width();
+        let points = slice::embed(&self.cells, width);
         let u = if self.cells.len() * dim <= FULL_PREDICT_VALUES {
-            self.trainer
-                .predict(&slice::embed(&self.cells, dim))
-                .await?
+            self.trainer.predict(&points).await?
         } else {
             let params = self.trainer.host_state().await?.params;
-            let small = slice::restrict_to_slice(&self.config().mlp_shape(), &params);
+            let small = slice::restrict_to_slice(self.trainer.mlp_shape(), &params);
             let pts: Vec<f64> = self.cells.iter().flat_map(|(_, x)| *x).collect();
-            small.eval(&pts)
+            let m = small.eval(&pts);
+            // The ansatz u = A + B·m at the full points (O(d) per cell, no network there).
+            let (a, b) = self.trainer.ansatz_at(&points);
+            m.iter()
+                .zip(a.iter().zip(&b))
+                .map(|(m, (a, b))| a + b * m)
+                .collect()
         };
         let step = self.step();
         let exact = match &self.exact {
             Some(e) => e,
-            None => self
-                .exact
-                .insert(slice::exact_values(self.trainer.problem(), &self.cells)),
+            None => {
+                let values = self
+                    .trainer
+                    .exact_at(&points)
+                    .unwrap_or_else(|| vec![0.0; self.cells.len()]);
+                self.exact.insert(values)
+            }
         };
         Ok(slice::assemble(GRID, step, &self.cells, &u, exact))
     }

@@ -159,7 +159,13 @@ impl FormFields {
             });
         }
         // The core's own checks stay authoritative; the ranges above make them unreachable.
-        cfg.validate().map_err(|e| FieldError {
+        let spec = stde_core::problem::builtin(&cfg.equation)
+            .and_then(Result::ok)
+            .ok_or_else(|| FieldError {
+                field: "equation",
+                message: format!("unknown problem {:?}", cfg.equation),
+            })?;
+        stde_core::trainer::check_config(&cfg, &spec).map_err(|e| FieldError {
             field: "equation",
             message: e.to_string(),
         })?;

@@ -1,9 +1,8 @@
 //! The heatmaps' data: a grid on the 2-D slice `(x₁, x₂, 0, …, 0)` of the unit ball, the exact
-//! solution there, and the network there, evaluated in f64 on the host from downloaded parameters.
+//! solution there, and the model there, evaluated in f64 on the host from downloaded parameters.
 
 use serde::Serialize;
-use stde_core::mlp::{Mlp, MlpShape, Model};
-use stde_core::pde::Problem;
+use stde_core::mlp::{Mlp, MlpShape};
 
 /// Cells per side of the heatmaps.
 pub const GRID: usize = 48;
@@ -50,18 +49,6 @@ pub fn embed(cells: &[(usize, [f64; 2])], dim: usize) -> Vec<f64> {
     pts
 }
 
-/// `u*` at the cells.
-pub fn exact_values(problem: &Problem, cells: &[(usize, [f64; 2])]) -> Vec<f64> {
-    let mut x = vec![0.0; problem.dim];
-    cells
-        .iter()
-        .map(|(_, c)| {
-            x[..2].copy_from_slice(c);
-            problem.exact(&x)
-        })
-        .collect()
-}
-
 /// The network restricted to the slice: on points `(x₁, x₂, 0, …, 0)` the first layer only sees
 /// columns 0 and 1 of `W₁`, so a two-input copy of the model gives the same values at `2/d` of the
 /// cost (at `d = 10⁴` the full points would be 2304 × 10⁴ values).
@@ -69,7 +56,7 @@ pub fn exact_values(problem: &Problem, cells: &[(usize, [f64; 2])]) -> Vec<f64> 
 /// # Panics
 /// If `params` does not have the shape's parameter count.
 #[track_caller]
-pub fn restrict_to_slice(shape: &MlpShape, params: &[f32]) -> Model {
+pub fn restrict_to_slice(shape: &MlpShape, params: &[f32]) -> Mlp {
     assert_eq!(params.len(), shape.n_params(), "parameter count");
     let d = shape.dims[0];
     let width = shape.dims[1];
@@ -90,12 +77,9 @@ pub fn restrict_to_slice(shape: &MlpShape, params: &[f32]) -> Model {
     }
     out.extend(params[b_off..].iter().map(|&p| f64::from(p)));
     debug_assert_eq!(out.len(), small.n_params());
-    Model {
-        mlp: Mlp {
-            shape: small,
-            params: out,
-        },
-        hard_ball_boundary: true,
+    Mlp {
+        shape: small,
+        params: out,
     }
 }
 
@@ -137,12 +121,9 @@ mod tests {
         let params: Vec<f32> = (0..shape.n_params())
             .map(|i| ((i as f32) * 0.37).sin() * 0.5)
             .collect();
-        let full = Model {
-            mlp: Mlp {
-                shape: shape.clone(),
-                params: params.iter().map(|&p| f64::from(p)).collect(),
-            },
-            hard_ball_boundary: true,
+        let full = Mlp {
+            shape: shape.clone(),
+            params: params.iter().map(|&p| f64::from(p)).collect(),
         };
         let cells = disk_cells(9);
         let want = full.eval(&embed(&cells, 7));

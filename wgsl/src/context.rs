@@ -7,13 +7,13 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::num::NonZeroU64;
 use std::sync::atomic::Ordering;
-use std::sync::MutexGuard;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use stde_core::backend::BackendError;
 
 use crate::buffer::{Chunk, RawBuf};
 use crate::kernels::{Access, Kernel};
-use crate::profile::Profile;
+use crate::profile::{KernelTime, Profile};
 use crate::{WgpuBackend, BACKEND};
 
 /// Bytes of one dispatch's parameter slot (WebGPU's largest uniform offset alignment).
@@ -47,8 +47,49 @@ pub(crate) fn now<F: Future>(fut: F) -> Option<F::Output> {
     }
 }
 
-/// A cached bind group's key: the kernel and `(buffer id, offset, size)` of each storage binding.
-type BindKey = (Kernel, Vec<(u64, u64, u64)>);
+/// Whose bind groups and dispatches these are: a kernel of the fixed table, or a pipeline generated
+/// at run time (a compiled program's kernel), by its id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Owner {
+    Kernel(Kernel),
+    Generated(u64),
+}
+
+/// A cached bind group's key: its owner and `(buffer id, offset, size)` of each storage binding.
+type BindKey = (Owner, Vec<(u64, u64, u64)>);
+
+/// A compute pipeline built from WGSL generated at run time (a compiled program's kernel), with the
+/// conventions of the fixed kernels: one entry point `main`, binding 0 the uniform parameter slot,
+/// storage bindings `1..` with the access of `bindings`, `n_params` 4-byte parameters.
+#[derive(Clone, Debug)]
+pub(crate) struct GeneratedPipeline {
+    id: u64,
+    label: &'static str,
+    bindings: &'static [Access],
+    n_params: usize,
+    layout: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+    /// Where its id goes when it is dropped, so that its cached bind groups go too.
+    freed: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Drop for GeneratedPipeline {
+    fn drop(&mut self) {
+        // A poisoned lock only means another thread panicked; leaking a cache entry is harmless.
+        if let Ok(mut freed) = self.freed.lock() {
+            freed.push(self.id);
+        }
+    }
+}
+
+/// What one recorded dispatch runs.
+struct Recording<'a> {
+    owner: Owner,
+    label: &'static str,
+    bindings: &'static [Access],
+    pipeline: &'a wgpu::ComputePipeline,
+    bind_group: &'a wgpu::BindGroup,
+}
 
 /// A read-back in flight: staging buffer, bytes, and the channel of its `map_async` callback.
 type PendingRead = (
@@ -70,6 +111,8 @@ pub(crate) enum Tmp {
     Tangents,
     /// `|x|², x·v, |v|²` of the residual.
     Dots,
+    /// A compiled program's accumulators and argmax windows per point (its series mode).
+    ProgramReductions,
 }
 
 /// Mutable recording state, behind the backend's mutex.
@@ -87,6 +130,8 @@ pub(crate) struct State {
     next_slot: usize,
     staging: Vec<wgpu::Buffer>,
     pub tmp: HashMap<Tmp, RawBuf>,
+    /// The generic step's kernels ([`crate::generic::GenericKernel`]), built on first use.
+    pub generic: HashMap<crate::generic::GenericKernel, Arc<GeneratedPipeline>>,
     #[cfg(not(target_arch = "wasm32"))]
     in_flight: VecDeque<wgpu::SubmissionIndex>,
     /// Counters (always) and per-kernel times (when `profiling`).
@@ -430,37 +475,42 @@ impl WgpuBackend {
         st.layouts
             .entry(kernel)
             .or_insert_with(|| {
-                let mut entries = vec![wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: true,
-                        min_binding_size: NonZeroU64::new(SLOT as u64),
-                    },
-                    count: None,
-                }];
-                for (i, access) in kernel.bindings().iter().enumerate() {
-                    entries.push(wgpu::BindGroupLayoutEntry {
-                        binding: i as u32 + 1,
-                        visibility: wgpu::ShaderStages::COMPUTE,
-                        ty: wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Storage {
-                                read_only: *access == Access::Read,
-                            },
-                            has_dynamic_offset: false,
-                            min_binding_size: None,
-                        },
-                        count: None,
-                    });
-                }
                 self.device
                     .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                         label: Some(kernel.name()),
-                        entries: &entries,
+                        entries: &Self::layout_entries(kernel.bindings()),
                     })
             })
             .clone()
+    }
+
+    /// Binding 0, the uniform slot, then storage bindings with the given access.
+    fn layout_entries(bindings: &[Access]) -> Vec<wgpu::BindGroupLayoutEntry> {
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: NonZeroU64::new(SLOT as u64),
+            },
+            count: None,
+        }];
+        for (i, access) in bindings.iter().enumerate() {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: i as u32 + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: *access == Access::Read,
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        entries
     }
 
     fn pipeline(&self, st: &mut State, kernel: Kernel, order: u32) -> wgpu::ComputePipeline {
@@ -502,19 +552,33 @@ impl WgpuBackend {
             Ok(mut f) if !f.is_empty() => std::mem::take(&mut *f),
             _ => return,
         };
-        st.bind_groups
-            .retain(|(_, key), _| key.iter().all(|b| !freed.contains(&b.0)));
+        // Buffer and generated-pipeline ids come from one counter, so one list serves both.
+        st.bind_groups.retain(|(owner, key), _| {
+            let dropped = matches!(owner, Owner::Generated(id) if freed.contains(id));
+            !dropped && key.iter().all(|b| !freed.contains(&b.0))
+        });
     }
 
     fn bind_group(&self, st: &mut State, kernel: Kernel, wins: &[&Window]) -> wgpu::BindGroup {
+        let layout = self.layout(st, kernel);
+        self.cached_bind_group(st, Owner::Kernel(kernel), kernel.name(), &layout, wins)
+    }
+
+    fn cached_bind_group(
+        &self,
+        st: &mut State,
+        owner: Owner,
+        label: &str,
+        layout: &wgpu::BindGroupLayout,
+        wins: &[&Window],
+    ) -> wgpu::BindGroup {
         let key: Vec<(u64, u64, u64)> = wins.iter().map(|w| (w.id, w.offset, w.size)).collect();
-        if let Some(bg) = st.bind_groups.get(&(kernel, key.clone())) {
+        if let Some(bg) = st.bind_groups.get(&(owner, key.clone())) {
             return bg.clone();
         }
         if st.bind_groups.len() >= MAX_BIND_GROUPS {
             st.bind_groups.clear();
         }
-        let layout = self.layout(st, kernel);
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -535,11 +599,11 @@ impl WgpuBackend {
         }
         st.profile.bind_groups_created += 1;
         let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(kernel.name()),
-            layout: &layout,
+            label: Some(label),
+            layout,
             entries: &entries,
         });
-        st.bind_groups.insert((kernel, key), bg.clone());
+        st.bind_groups.insert((owner, key), bg.clone());
         bg
     }
 
@@ -558,6 +622,16 @@ impl WgpuBackend {
         wins: &[&Window],
         groups: usize,
     ) {
+        let grid = self.grid(groups);
+        self.dispatch_grid(st, kernel, order, params, wins, grid);
+    }
+
+    /// `groups` workgroups on a grid: x up to the per-dimension limit, spilling onto y.
+    ///
+    /// # Panics
+    /// If even the 2-D grid is too small.
+    #[track_caller]
+    fn grid(&self, groups: usize) -> (u32, u32, u32) {
         let max = self.max_groups as usize;
         let (x, y) = if groups <= max {
             (groups, 1)
@@ -565,7 +639,7 @@ impl WgpuBackend {
             (max, groups.div_ceil(max))
         };
         assert!(y <= max, "{groups} workgroups exceed the dispatch grid");
-        self.dispatch_grid(st, kernel, order, params, wins, (x as u32, y as u32, 1));
+        (x as u32, y as u32, 1)
     }
 
     /// Records one dispatch on an explicit grid.
@@ -598,7 +672,155 @@ impl WgpuBackend {
         self.purge_freed(st);
         let pipeline = self.pipeline(st, kernel, order);
         let bind_group = self.bind_group(st, kernel, wins);
-        st.profile.kernels.entry(kernel).or_default().dispatches += 1;
+        let run = Recording {
+            owner: Owner::Kernel(kernel),
+            label: kernel.name(),
+            bindings: kernel.bindings(),
+            pipeline: &pipeline,
+            bind_group: &bind_group,
+        };
+        self.record(st, run, params, wins, grid);
+    }
+
+    /// Records one dispatch of a generated pipeline on `groups` workgroups (see
+    /// [`WgpuBackend::dispatch`]).
+    ///
+    /// # Panics
+    /// If the parameters or windows do not match the pipeline's declaration.
+    #[track_caller]
+    pub(crate) fn dispatch_generated(
+        &self,
+        st: &mut State,
+        gp: &GeneratedPipeline,
+        params: &[u32],
+        wins: &[&Window],
+        groups: usize,
+    ) {
+        assert!(
+            Arc::ptr_eq(&gp.freed, &self.freed),
+            "a program compiled by another backend"
+        );
+        assert_eq!(params.len(), gp.n_params, "{} parameters", gp.label);
+        assert_eq!(wins.len(), gp.bindings.len(), "{} bindings", gp.label);
+        st.next_slot = 0;
+        if groups == 0 {
+            return;
+        }
+        let grid = self.grid(groups);
+        self.purge_freed(st);
+        let owner = Owner::Generated(gp.id);
+        let bind_group = self.cached_bind_group(st, owner, gp.label, &gp.layout, wins);
+        let run = Recording {
+            owner,
+            label: gp.label,
+            bindings: gp.bindings,
+            pipeline: &gp.pipeline,
+            bind_group: &bind_group,
+        };
+        self.record(st, run, params, wins, grid);
+    }
+
+    /// Builds a pipeline from generated WGSL (see [`GeneratedPipeline`]).
+    ///
+    /// # Errors
+    /// [`BackendError::OutOfMemory`] if the device could not allocate it, and
+    /// [`BackendError::DeviceLost`] (naming the kernel) if the device rejected it. On wasm32 error
+    /// scopes could only be awaited: such errors reach the uncaptured-error handler instead.
+    pub(crate) fn create_generated(
+        &self,
+        label: &'static str,
+        source: String,
+        bindings: &'static [Access],
+        n_params: usize,
+    ) -> Result<GeneratedPipeline, BackendError> {
+        #[cfg(not(target_arch = "wasm32"))]
+        let scopes = [
+            self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory),
+            self.device.push_error_scope(wgpu::ErrorFilter::Internal),
+            self.device.push_error_scope(wgpu::ErrorFilter::Validation),
+        ];
+        let layout = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(label),
+                entries: &Self::layout_entries(bindings),
+            });
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        let pipeline_layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(label),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        self.lock().profile.pipelines_created += 1;
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            // Innermost scope first.
+            let [oom, internal, validation] = scopes;
+            let errors = [now(validation.pop()), now(internal.pop()), now(oom.pop())];
+            if let Some(e) = errors.into_iter().flatten().flatten().next() {
+                return Err(match e {
+                    wgpu::Error::OutOfMemory { .. } => BackendError::OutOfMemory {
+                        requested_bytes: 0,
+                        what: "a compiled program's kernel",
+                    },
+                    e => BackendError::DeviceLost {
+                        backend: BACKEND,
+                        reason: format!("the device rejected the generated kernel {label}: {e}"),
+                    },
+                });
+            }
+        }
+        Ok(GeneratedPipeline {
+            id: self.next_id(),
+            label,
+            bindings,
+            n_params,
+            layout,
+            pipeline,
+            freed: self.freed.clone(),
+        })
+    }
+
+    /// The dispatch count and time of what `owner` names.
+    fn kernel_time<'p>(
+        profile: &'p mut Profile,
+        owner: Owner,
+        label: &'static str,
+    ) -> &'p mut KernelTime {
+        match owner {
+            Owner::Kernel(kernel) => profile.kernels.entry(kernel).or_default(),
+            Owner::Generated(_) => profile.programs.entry(label).or_default(),
+        }
+    }
+
+    /// Records a dispatch: its parameter slot, the compute pass, the copies back of straddling
+    /// windows it wrote, and (when profiling) its time alone.
+    fn record(
+        &self,
+        st: &mut State,
+        run: Recording<'_>,
+        params: &[u32],
+        wins: &[&Window],
+        grid: (u32, u32, u32),
+    ) {
+        Self::kernel_time(&mut st.profile, run.owner, run.label).dispatches += 1;
         // Profiling: finish what was recorded before (copies, uploads) so that the dispatch is
         // timed alone (pipeline and bind group creation above are host work, left out).
         #[cfg(not(target_arch = "wasm32"))]
@@ -619,14 +841,14 @@ impl WgpuBackend {
         let enc = self.encoder(st);
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(kernel.name()),
+                label: Some(run.label),
                 timestamp_writes: None,
             });
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind_group, &[offset as u32]);
+            pass.set_pipeline(run.pipeline);
+            pass.set_bind_group(0, run.bind_group, &[offset as u32]);
             pass.dispatch_workgroups(grid.0, grid.1, grid.2);
         }
-        for (w, access) in wins.iter().zip(kernel.bindings()) {
+        for (w, access) in wins.iter().zip(run.bindings) {
             if *access == Access::ReadWrite {
                 for (dst, dst_off, src_off, bytes) in &w.copy_back {
                     enc.copy_buffer_to_buffer(&w.buffer, *src_off, dst, *dst_off, *bytes);
@@ -636,7 +858,8 @@ impl WgpuBackend {
         #[cfg(not(target_arch = "wasm32"))]
         if let Some(t) = started {
             self.flush_and_wait(st);
-            st.profile.kernels.entry(kernel).or_default().seconds += t.elapsed().as_secs_f64();
+            Self::kernel_time(&mut st.profile, run.owner, run.label).seconds +=
+                t.elapsed().as_secs_f64();
         }
     }
 

@@ -28,6 +28,12 @@
 //!   ring (WebGPU has no push constants), so bind groups are cached by the buffers they bind and
 //!   reused every step; small uploads (a step's probe indices) are staged in an upload ring and
 //!   copied in recording order.
+//! * **Compiled programs** (`impl ProgramBackend`): problem expressions lowered to
+//!   [`stde_core::program::Program`]s become generated WGSL ([`codegen`]): fixed files for the
+//!   bindings, entry points and Taylor-series helpers, a constant prelude for the program's sizes and
+//!   the series order, and a generated body per program. Primal mode runs per point; series mode
+//!   stores each point's reductions once, then runs per (point, direction), re-evaluating only the
+//!   windows a one-hot direction moves. See `program.rs` for the variants and their limits.
 //! * **Profiling.** `STDE_WGPU_PROFILE=1` (or [`WgpuBackend::set_profiling`]) times every
 //!   dispatch alone and accumulates wall time per kernel ([`Profile`]); counters of dispatches,
 //!   submissions, uploads and created objects are always kept. `examples/profile_step.rs` prints
@@ -62,10 +68,13 @@
 
 mod backend;
 mod buffer;
+pub mod codegen;
 mod context;
+pub mod generic;
 pub mod kernels;
 mod plan;
 mod profile;
+mod program;
 
 use std::sync::{Arc, Mutex};
 
@@ -73,6 +82,7 @@ use stde_core::backend::BackendError;
 
 pub use buffer::{WgpuBuf, WgpuIdx};
 pub use profile::{KernelTime, Profile};
+pub use program::WgpuProgram;
 pub use wgpu;
 
 use context::State;

@@ -27,6 +27,9 @@ pub struct KernelTime {
 pub struct Profile {
     /// Per kernel, in [`Kernel`] order.
     pub kernels: BTreeMap<Kernel, KernelTime>,
+    /// Per kind of compiled-program kernel (all programs together), by its name
+    /// (`program_primal`, `program_series`, …).
+    pub programs: BTreeMap<&'static str, KernelTime>,
     /// Queue submissions.
     pub submits: u64,
     /// Uploads staged in the upload ring (recorded as copies, no submission).
@@ -51,14 +54,20 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// Total dispatches.
+    /// Total dispatches (fixed and compiled-program kernels).
     pub fn dispatches(&self) -> u64 {
-        self.kernels.values().map(|k| k.dispatches).sum()
+        self.all_kernels().map(|(_, k)| k.dispatches).sum()
     }
 
     /// Total seconds attributed to kernels.
     pub fn kernel_seconds(&self) -> f64 {
-        self.kernels.values().map(|k| k.seconds).sum()
+        self.all_kernels().map(|(_, k)| k.seconds).sum()
+    }
+
+    /// Every row by name: the fixed kernels, then the compiled programs' kernels.
+    fn all_kernels(&self) -> impl Iterator<Item = (&'static str, &KernelTime)> {
+        let fixed = self.kernels.iter().map(|(k, t)| (k.name(), t));
+        fixed.chain(self.programs.iter().map(|(name, t)| (*name, t)))
     }
 
     /// A table of the counters divided by `per` (e.g. the number of training steps), kernels
@@ -72,13 +81,13 @@ impl Profile {
             "{:<28} {:>10} {:>12} {:>7}",
             "kernel", "dispatches", "ms", "share"
         );
-        let mut rows: Vec<_> = self.kernels.iter().collect();
+        let mut rows: Vec<_> = self.all_kernels().collect();
         rows.sort_by(|a, b| b.1.seconds.total_cmp(&a.1.seconds));
-        for (k, t) in rows {
+        for (name, t) in rows {
             let _ = writeln!(
                 out,
                 "{:<28} {:>10.1} {:>12.3} {:>6.1}%",
-                k.name(),
+                name,
                 t.dispatches as f64 / per,
                 1e3 * t.seconds / per,
                 if total > 0.0 {

@@ -27,3 +27,27 @@ stde_core::conformance_tests!(
     backend_or_skip!(params(KernelVariant::Simple)),
     Tolerance::F32
 );
+
+/// `stde_core::program::conformance::check_programs` (compiled programs in primal and series mode
+/// against the f64 interpreter) once per kernel family.
+mod programs {
+    use super::*;
+    use stde_core::program::conformance::check_programs;
+
+    fn run(kernel_variant: KernelVariant) {
+        let b = backend_or_skip!(params(kernel_variant));
+        if let Err(m) = check_programs(&b, Tolerance::F32) {
+            panic!("program conformance failure ({kernel_variant:?}): {m}");
+        }
+    }
+
+    #[test]
+    fn programs_tiled() {
+        run(KernelVariant::Tiled);
+    }
+
+    #[test]
+    fn programs_simple() {
+        run(KernelVariant::Simple);
+    }
+}

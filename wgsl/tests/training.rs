@@ -5,7 +5,7 @@
 mod common;
 
 use stde_core::backend::reference::ReferenceBackend;
-use stde_core::backend::{Backend, CpuBackend};
+use stde_core::backend::{CpuBackend, GenericStep};
 use stde_core::train::{EstimatorKind, TrainConfig, Trainer};
 use stde_wgpu::WgpuParams;
 
@@ -25,7 +25,7 @@ fn config(estimator: EstimatorKind, collapsed: bool) -> TrainConfig {
 }
 
 /// The first gradient, the losses of `steps` steps and the final relative L2 test error.
-fn run<B: Backend>(backend: &B, cfg: &TrainConfig, steps: usize) -> (Vec<f32>, Vec<f64>, f64) {
+fn run<B: GenericStep>(backend: &B, cfg: &TrainConfig, steps: usize) -> (Vec<f32>, Vec<f64>, f64) {
     let mut trainer = Trainer::new(backend, cfg.clone(), None).expect("trainer");
     trainer.accumulate_gradient();
     let grad = pollster::block_on(trainer.gradient()).expect("gradient");

@@ -117,16 +117,29 @@ impl TermOperator {
             TermOperator::TimeDerivative => "∂u/∂t".into(),
             TermOperator::Diagonal { order } => format!("Σ_j ∂^{order}u/∂x_j^{order}"),
             TermOperator::Partial { index } => {
-                let parts: Vec<String> = index.iter().map(|(j, q)| format!("∂x{j}^{q}")).collect();
-                format!("∂u/{}", parts.join(" "))
+                let total: u32 = index.iter().map(|&(_, q)| q).sum();
+                let parts: String = index
+                    .iter()
+                    .map(|&(j, q)| format!("∂x{j}{}", power(q)))
+                    .collect();
+                format!("∂{}u/{parts}", power(total))
             }
             TermOperator::MixedWindow { orders } => {
-                let parts: Vec<String> = orders
+                let total: u32 = orders.iter().sum();
+                let parts: String = orders
                     .iter()
                     .enumerate()
-                    .map(|(k, q)| format!("∂x(i+{k})^{q}"))
+                    .filter(|(_, &q)| q > 0)
+                    .map(|(k, &q)| {
+                        let var = if k == 0 {
+                            "x_i".to_string()
+                        } else {
+                            format!("x_(i+{k})")
+                        };
+                        format!("∂{var}{}", power(q))
+                    })
                     .collect();
-                format!("Σ_i ∂u/{}", parts.join(" "))
+                format!("Σ_i ∂{}u/{parts}", power(total))
             }
             TermOperator::Directional { along } => format!("{along}·∇u"),
         }
@@ -165,6 +178,18 @@ impl TermOperator {
             TermOperator::Directional { along } => expr::ops::directional(e, along, dim),
         }
     }
+}
+
+/// `^q` in superscript digits (empty for 1).
+fn power(q: u32) -> String {
+    const SUP: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+    if q == 1 {
+        return String::new();
+    }
+    q.to_string()
+        .chars()
+        .map(|c| SUP[c.to_digit(10).unwrap_or(0) as usize])
+        .collect()
 }
 
 /// A named term.

@@ -333,10 +333,14 @@ fn random_one_hot(draw: &mut Draw, n_dirs: usize, order: usize, stride: usize) -
     }
 }
 
-/// Points with coordinates in `[−0.7, 0.7]` and times in `[0, 1]`.
+/// Points with coordinates in `[−h, h]`, `h = 0.7·min(1, 3/√d)`, and times in `[0.5, 1.2]`.
 fn points(draw: &mut Draw, n: usize, p: &Program) -> Vec<f64> {
     let stride = p.point_stride();
-    let mut pts = draw.uniform(n * stride, -0.7, 0.7);
+    // Coordinates of unit-ball size: at high d each is about 1/√d, as the samplers draw them (with
+    // [−0.7, 0.7]^d, ‖x‖² would be in the hundreds and f32 rounding of u would be magnified past
+    // any fair tolerance by the series of sin u).
+    let half = 0.7 * (3.0 / f64::from(p.dim.max(1)).sqrt()).min(1.0);
+    let mut pts = draw.uniform(n * stride, -half, half);
     if p.has_time {
         for row in pts.chunks_mut(stride) {
             row[stride - 1] = 0.5 + row[stride - 1] * 0.7;

@@ -25,6 +25,7 @@
 #define __global__
 #define __device__
 #define __forceinline__ inline
+#define __noinline__ __attribute__((noinline))
 #define __restrict__ __restrict
 #define __shared__ static
 
@@ -98,6 +99,28 @@ T __shfl_down_sync(unsigned, T v, int offset) {
     stde_emu::wait_at(stde_emu::Wait::Warp);
     return r;
 }
+
+// Bit casts between floating-point and integer types, as CUDA's intrinsics.
+template <typename To, typename From>
+inline To stde_emu_bit_cast(From v) {
+    static_assert(sizeof(To) == sizeof(From), "bit casts keep the size");
+    To r;
+    memcpy(&r, &v, sizeof r);
+    return r;
+}
+inline float __int_as_float(int v) { return stde_emu_bit_cast<float>(v); }
+inline float __uint_as_float(unsigned v) { return stde_emu_bit_cast<float>(v); }
+inline int __float_as_int(float v) { return stde_emu_bit_cast<int>(v); }
+inline unsigned __float_as_uint(float v) { return stde_emu_bit_cast<unsigned>(v); }
+inline double __longlong_as_double(long long v) { return stde_emu_bit_cast<double>(v); }
+inline int __double2hiint(double v) { return (int)(stde_emu_bit_cast<unsigned long long>(v) >> 32); }
+inline int __double2loint(double v) { return (int)(unsigned)stde_emu_bit_cast<unsigned long long>(v); }
+inline double __hiloint2double(int hi, int lo) {
+    return stde_emu_bit_cast<double>(((unsigned long long)(unsigned)hi << 32) | (unsigned)lo);
+}
+
+// A product never contracted into a fused multiply-add (the host compiler does not contract in ISO mode).
+inline float __fmul_rn(float a, float b) { return a * b; }
 
 inline unsigned __umulhi(unsigned a, unsigned b) {
     return (unsigned)(((unsigned long long)a * b) >> 32);

@@ -47,9 +47,9 @@
 //! Points are split across rayon tasks like the other streaming kernels.
 //!
 //! Speed: the two-body sine-Gordon forcing (three sums sharing `sin`/`cos` of `θ_i`, plus `‖x‖²`)
-//! compiles to one hoisted `SinCos` and 11 body passes, and runs at about 1.4–1.7× the time of the
-//! hand-written kernel (`core/examples/program_speed.rs`), which keeps every intermediate in
-//! registers; an interpreter cannot, so the remaining gap is the slots' loads and stores.
+//! compiles to one hoisted `SinCos` and 11 body passes, and takes about 1.4–1.9× the time of the
+//! hand-written kernel at `d = 10³` and `10⁵` (`core/examples/program_speed.rs`), which keeps every
+//! intermediate in registers; a tape cannot, and the remaining gap is the slots' loads and stores.
 //!
 //! # Series mode
 //!
@@ -320,7 +320,8 @@ struct Tape {
     nodes: Vec<Op>,
     /// Live invariant nodes of `nodes` in order; scalar `s` of the tape is node `invariants[s]`.
     invariants: Vec<NodeId>,
-    /// Computes the hoisted single-coordinate arrays, lanes = coordinates `i0 + hoist_lo + h`.
+    /// Computes the hoisted single-coordinate arrays over coordinates `i0 + k_min + h`, where
+    /// `k_min` is the smallest offset any array is read at (baked into the tape's row reads).
     hoist: Vec<Instr>,
     /// The body, lanes = windows `i0 + h`.
     body: Vec<Instr>,
@@ -867,8 +868,10 @@ fn compile_tape(lp: &Loop, acc_neg: &[bool]) -> Tape {
     let single_arith = |m: usize| needed[m] && uses[m] == 1 && arith(m).is_some();
     // acc_out[root] = (accumulator, scale): `root`'s instruction updates the accumulator.
     let mut acc_out: Vec<Option<(usize, Option<NodeId>)>> = vec![None; n];
-    // Nodes whose value only exists inside an accumulator update.
+    // Nodes whose value only exists inside an accumulator update, and the node whose instruction
+    // carries that update (emitted in the value's place, when `m` exists too).
     let mut in_acc = vec![false; n];
+    let mut carrier: Vec<Option<usize>> = vec![None; n];
     for (ai, a) in lp.accumulators.iter().enumerate() {
         let v = a.value as usize;
         if a.kind != ReduceKind::Sum || !single_arith(v) {
@@ -882,6 +885,7 @@ fn compile_tape(lp: &Loop, acc_neg: &[bool]) -> Tape {
         match scaled {
             Some((e, m)) => {
                 in_acc[v] = true;
+                carrier[v] = Some(e);
                 acc_out[e] = Some((ai, Some(m)));
             }
             None => acc_out[v] = Some((ai, None)),
@@ -926,7 +930,16 @@ fn compile_tape(lp: &Loop, acc_neg: &[bool]) -> Tape {
         }
         other => other,
     };
-    for id in 0..n {
+    let order = (0..n).filter_map(|id| {
+        if in_acc[id] {
+            carrier[id]
+        } else if acc_out[id].is_some_and(|(_, m)| m.is_some()) {
+            None
+        } else {
+            Some(id)
+        }
+    });
+    for id in order {
         if !needed[id] || absorbed[id] || in_acc[id] {
             continue;
         }
