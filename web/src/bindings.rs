@@ -29,10 +29,10 @@ enum Device {
     Cpu(&'static CpuBackend),
 }
 
-/// The current run on the page's backend.
+/// The current run on the page's backend (boxed: a driver holds every buffer handle of a run).
 enum Run {
-    Gpu(Driver<'static, WgpuBackend>),
-    Cpu(Driver<'static, CpuBackend>),
+    Gpu(Box<Driver<'static, WgpuBackend>>),
+    Cpu(Box<Driver<'static, CpuBackend>>),
 }
 
 /// Runs `$body` with `$d` bound to the driver inside a [`Run`], whatever its backend.
@@ -286,8 +286,8 @@ fn parse_fields(fields: &str) -> Result<FormFields, JsValue> {
 impl Session {
     fn new_run(&self, cfg: TrainConfig) -> Result<Run, TrainError> {
         Ok(match self.inner.device {
-            Device::Gpu(b) => Run::Gpu(Driver::new(b, cfg)?),
-            Device::Cpu(b) => Run::Cpu(Driver::new(b, cfg)?),
+            Device::Gpu(b) => Run::Gpu(Box::new(Driver::new(b, cfg)?)),
+            Device::Cpu(b) => Run::Cpu(Box::new(Driver::new(b, cfg)?)),
         })
     }
 
