@@ -44,7 +44,7 @@ fn pg_exp(x: f32) -> f32 {
 // ln x with ln 0 = -inf, ln inf = inf and NaN below zero, as in f64 (m_log assumes a finite x > 0).
 fn pg_log(x: f32) -> f32 {
     if x > 0.0 {
-        if x > 3.40282347e38 {
+        if x > f32_bits(0x7f7fffffu) {
             return x;
         }
         return m_log(x);
