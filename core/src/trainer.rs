@@ -138,10 +138,6 @@ impl<B: GenericStep> std::fmt::Debug for Trainer<'_, B> {
     }
 }
 
-fn plan_error(e: StepPlanError) -> ConfigError {
-    ConfigError::Plan(e)
-}
-
 /// Checks a configuration against a problem: the problem-independent fields, the dimension (the
 /// problem instantiates there) and the estimator (its terms can be planned).
 ///
@@ -214,19 +210,15 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
         spec: &ProblemSpec,
         resume: Option<HostState>,
     ) -> Result<Self, TrainError> {
-        cfg.validate_generic()?;
-        let instance = spec
-            .instantiate(cfg.dim, cfg.seed)
-            .map_err(|e| ConfigError::Invalid {
-                field: "dim",
-                reason: e.to_string(),
-            })?;
-        let plan = StepPlan::new(&instance, cfg.estimator, cfg.rand_dims).map_err(plan_error)?;
-        if plan.kind == ProbeKind::Dense && instance.scope.has_time {
-            return Err(plan_error(StepPlanError::Term {
-                term: String::new(),
-                reason: "dense probes are not available for time-dependent problems; use --estimator sparse or exact".into(),
-            })
+        let (instance, plan) = check_config(&cfg, spec)?;
+        if instance.exact.is_none() {
+            return Err(ConfigError::Invalid {
+                field: "equation",
+                reason: format!(
+                    "problem `{}` has no [exact] solution; training evaluates its error against one",
+                    spec.name
+                ),
+            }
             .into());
         }
         let stride = plan.stride;

@@ -155,3 +155,19 @@ fn cpu_generic_step_matches_reference_on_every_problem() {
         );
     }
 }
+
+/// A problem without an exact solution is refused with one clear error (training evaluates its
+/// error against one).
+#[test]
+fn a_problem_without_an_exact_solution_is_refused() {
+    let text = "name = \"no-exact\"\n[terms]\nlap = \"laplacian\"\n[pde]\ndomain = \"ball\"\nlhs = \"lap\"\nrhs = \"1\"\n";
+    let spec = stde_core::problem::read("no-exact.toml", text).unwrap();
+    let cfg = TrainConfig {
+        equation: "no-exact".into(),
+        dim: 3,
+        rand_dims: 2,
+        ..TrainConfig::default()
+    };
+    let err = trainer::Trainer::with_problem(&ReferenceBackend, cfg, &spec, None).unwrap_err();
+    assert!(err.to_string().contains("no [exact] solution"), "{err}");
+}

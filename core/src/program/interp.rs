@@ -52,22 +52,8 @@ fn primal_op(op: &Op, vals: &[f64], leaf: &dyn Fn(&Op) -> f64) -> f64 {
         }
         Op::PowInt(a, n) => crate::expr::eval::powi(v(a), n),
         Op::Pow(a, b) => (v(b) * v(a).ln()).exp(),
-        Op::Call(f, a) => call(f, v(a)),
+        Op::Call(f, a) => crate::expr::eval::apply_func(f, v(a)),
         _ => leaf(op),
-    }
-}
-
-/// `f(a)` in f64.
-pub fn call(f: Func, a: f64) -> f64 {
-    match f {
-        Func::Exp => a.exp(),
-        Func::Log => a.ln(),
-        Func::Sin => a.sin(),
-        Func::Cos => a.cos(),
-        Func::Tanh => a.tanh(),
-        Func::Atan => a.atan(),
-        Func::Sqrt => a.sqrt(),
-        Func::Abs => a.abs(),
     }
 }
 

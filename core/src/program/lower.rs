@@ -109,7 +109,7 @@ impl Builder {
             Op::Max(a, b) => c(a)?.max(c(b)?),
             Op::PowInt(a, n) => crate::expr::eval::powi(c(a)?, n),
             Op::Pow(a, b) => c(a)?.powf(c(b)?),
-            Op::Call(f, a) => super::interp::call(f, c(a)?),
+            Op::Call(f, a) => crate::expr::eval::apply_func(f, c(a)?),
             _ => return None,
         })
     }

@@ -71,7 +71,6 @@ use super::simd::{atan_f32, exp_f32, multiversioned, sin_cos_f32, sin_cos_fixup,
 use super::CpuBackend;
 use crate::backend::{BackendError, ProbeKind, ProgramBackend, SlotProbes};
 use crate::batch::JetShape;
-use crate::program::interp;
 use crate::program::{Accumulator, Func, Loop, NodeId, Op, Program, ReduceKind};
 use crate::rng::ln_f32;
 use crate::series::{self, Unary};
@@ -1479,7 +1478,7 @@ fn unary_f64(op: UnOp, x: f64) -> f64 {
     match op {
         UnOp::Neg => -x,
         UnOp::PowInt(n) => x.powi(n),
-        UnOp::Call(f) => interp::call(f, x),
+        UnOp::Call(f) => crate::expr::eval::apply_func(f, x),
     }
 }
 
@@ -1988,7 +1987,7 @@ fn eval_f64(op: &Op, v: &[f64], leaf: impl Fn(&Op) -> f64) -> f64 {
         }
         Op::PowInt(a, n) => x(a).powi(n),
         Op::Pow(a, b) => (x(b) * x(a).ln()).exp(),
-        Op::Call(f, a) => interp::call(f, x(a)),
+        Op::Call(f, a) => crate::expr::eval::apply_func(f, x(a)),
         _ => leaf(op),
     }
 }
@@ -2854,7 +2853,8 @@ mod tests {
             slot_coeff: widen(&slot_coeff),
             dense: vec![0.0],
         };
-        let expected = interp::run_series(&p, shape, &widen(&points), &host, &widen(&params));
+        let expected =
+            crate::program::interp::run_series(&p, shape, &widen(&points), &host, &widen(&params));
         let expected: Vec<f32> = expected.iter().map(|&x| x as f32).collect();
         crate::conformance::compare("d = 10⁵ one-hot series", &out, &expected, Tolerance::F32)
             .unwrap_or_else(|m| panic!("{m}"));
