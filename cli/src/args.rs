@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stde_core::mlp::Activation;
 use stde_core::train::{EstimatorKind, Schedule};
@@ -89,7 +88,7 @@ fn number(s: &str) -> Result<f64, String> {
 #[derive(Debug, Default, Args)]
 pub struct ConfigFlags {
     /// Shipped problem to solve (see `stde list`) [default: sine-gordon-two-body]
-    #[arg(long, value_parser = PossibleValuesParser::new(stde_core::problem::BUILTIN.map(|(name, _)| name)), hide_possible_values = true, conflicts_with = "problem")]
+    #[arg(long, value_parser = shipped_problem, conflicts_with = "problem")]
     pub equation: Option<String>,
     /// A problem file (TOML, in the problem language) to solve instead of a shipped problem
     #[arg(long, value_name = "FILE")]
@@ -283,4 +282,13 @@ pub enum BackendArg {
     Cpu,
     /// f64 reference with the obvious loops; slow, for small problems and checking
     Reference,
+}
+
+/// `--equation`: the name of a shipped problem.
+fn shipped_problem(name: &str) -> Result<String, String> {
+    if stde_core::problem::builtin(name).is_some() {
+        Ok(name.to_owned())
+    } else {
+        Err(crate::problem::unknown_problem_hint(name))
+    }
 }

@@ -81,8 +81,17 @@ impl History {
     /// # Errors
     /// [`CliError::Io`] if the write fails.
     pub fn push(&mut self, row: &Row) -> Result<(), CliError> {
+        // An error that is not known (a problem judged at a point without a reference value at
+        // this dimension) is left empty, like a row without an evaluation.
+        let known = |v: f64| {
+            if v.is_finite() {
+                v.to_string()
+            } else {
+                String::new()
+            }
+        };
         let (l2, l1) = match row.eval {
-            Some(e) => (e.rel_l2.to_string(), e.rel_l1.to_string()),
+            Some(e) => (known(e.rel_l2), known(e.rel_l1)),
             None => (String::new(), String::new()),
         };
         writeln!(

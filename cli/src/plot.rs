@@ -133,7 +133,8 @@ pub fn loss_plot(
     root.present().map_err(|e| err(e.to_string()))
 }
 
-/// Draws `u_θ` and `u*` against `t` (the position along the diameter).
+/// Draws `u_θ`, and `u*` where the problem has an exact solution, against `t` (the position along
+/// the diameter).
 ///
 /// # Errors
 /// [`CliError::Plot`] if drawing or encoding fails.
@@ -142,11 +143,15 @@ pub fn profile_plot(
     title: &str,
     t: &[f64],
     model: &[f64],
-    exact: &[f64],
+    exact: Option<&[f64]>,
 ) -> Result<(), CliError> {
     ensure_font(path)?;
     let err = plot_error(path);
-    let finite = model.iter().chain(exact).copied().filter(|v| v.is_finite());
+    let finite = model
+        .iter()
+        .chain(exact.unwrap_or_default())
+        .copied()
+        .filter(|v| v.is_finite());
     let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
     });
@@ -177,11 +182,15 @@ pub fn profile_plot(
             .filter(|p| p.1.is_finite())
             .collect()
     };
-    chart
-        .draw_series(LineSeries::new(series(exact), exact_color.stroke_width(2)))
-        .map_err(|e| err(e.to_string()))?
-        .label("exact solution u*")
-        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], exact_color.stroke_width(2)));
+    if let Some(exact) = exact {
+        chart
+            .draw_series(LineSeries::new(series(exact), exact_color.stroke_width(2)))
+            .map_err(|e| err(e.to_string()))?
+            .label("exact solution u*")
+            .legend(move |(x, y)| {
+                PathElement::new([(x, y), (x + 20, y)], exact_color.stroke_width(2))
+            });
+    }
     chart
         .draw_series(LineSeries::new(series(model), model_color.stroke_width(2)))
         .map_err(|e| err(e.to_string()))?

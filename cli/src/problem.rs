@@ -27,9 +27,9 @@ pub fn load(
         let spec = problem::builtin(&cfg.equation)
             .ok_or_else(|| CliError::Problem {
                 message: format!(
-                    "unknown problem {}; shipped problems: {}",
+                    "unknown problem {}: {}",
                     text::quote(&cfg.equation),
-                    problem::BUILTIN.map(|(n, _)| n).join(", ")
+                    unknown_problem_hint(&cfg.equation)
                 ),
             })?
             .map_err(|e| CliError::Problem {
@@ -72,4 +72,41 @@ pub fn apply_defaults(cfg: &mut TrainConfig, spec: &ProblemSpec, flags: &ConfigF
     if cfg.problem_file.is_some() {
         cfg.equation.clone_from(&spec.name);
     }
+}
+
+/// What to say of a name that is no shipped problem: the closest name when it is a near miss (a
+/// typo or the wrong case), and where the full list is (it is too long for one error line).
+pub fn unknown_problem_hint(name: &str) -> String {
+    let lower = name.to_lowercase();
+    let closest = problem::BUILTIN
+        .iter()
+        .map(|(n, _)| (edit_distance(&lower, n), *n))
+        .min();
+    let n = problem::BUILTIN.len();
+    match closest {
+        Some((distance, best)) if distance <= 3 && !name.is_empty() => {
+            format!("not a shipped problem; did you mean {best}? (`stde list` shows all {n})")
+        }
+        _ => format!(
+            "not a shipped problem (`stde list` shows all {n}, such as sine-gordon-two-body), or \
+             give a problem file with --problem FILE.toml"
+        ),
+    }
+}
+
+/// Levenshtein distance in characters, stopping early for long inputs (a name is short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().take(64).collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }

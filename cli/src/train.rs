@@ -421,18 +421,35 @@ impl Display {
 
     fn status(&self, loss: f64, steps_per_s: f64, last: Option<Evaluation>) {
         if let Some(bar) = &self.bar {
-            let rel = last.map_or_else(|| "-".into(), |e| format!("{:.3e}", e.rel_l2));
+            let (what, rel) = match last {
+                None => ("rel L2", "-".into()),
+                Some(e) if e.point_value.is_some() => ("point err", format!("{:.3e}", e.rel_l2)),
+                Some(e) => ("rel L2", format!("{:.3e}", e.rel_l2)),
+            };
             bar.set_message(format!(
-                "loss {loss:.3e} | {steps_per_s:.1} steps/s | rel L2 {rel}"
+                "loss {loss:.3e} | {steps_per_s:.1} steps/s | {what} {rel}"
             ));
         }
     }
 
     fn evaluation(&self, steps: u64, loss: f64, eval: Evaluation, steps_per_s: f64) {
-        let line = format!(
-            "step {}/{steps}  loss {loss:.4e}  rel L2 {:.4e}  rel L1 {:.4e}  {steps_per_s:.1} steps/s",
-            eval.step, eval.rel_l2, eval.rel_l1
-        );
+        let line = match eval.point_value {
+            Some(value) => format!(
+                "step {}/{steps}  loss {loss:.4e}  u(point) {value:.6}  point rel err {}  \
+                 {steps_per_s:.1} steps/s",
+                eval.step,
+                if eval.rel_l2.is_finite() {
+                    format!("{:.4e}", eval.rel_l2)
+                } else {
+                    "- (no reference value at this dimension)".into()
+                }
+            ),
+            None => format!(
+                "step {}/{steps}  loss {loss:.4e}  rel L2 {:.4e}  rel L1 {:.4e}  {steps_per_s:.1} \
+                 steps/s",
+                eval.step, eval.rel_l2, eval.rel_l1
+            ),
+        };
         match &self.bar {
             Some(bar) => bar.println(line),
             None => note!("{line}"),
@@ -457,6 +474,9 @@ struct Run {
     last_loss: Option<f64>,
     /// The smallest loss logged (the divergence guard's reference).
     best_loss: Option<f64>,
+    /// For a problem judged at one point: the model's value there and its relative error (NaN
+    /// without a reference value at this dimension), at the latest evaluation.
+    last_point: Option<(f64, f64)>,
 }
 
 impl Run {
@@ -521,6 +541,10 @@ fn execute<B: GenericStep>(backend: &B, plan: Plan) -> Result<(), CliError> {
     let display = Display::new(plan.quiet, plan.cfg.steps, start_step);
     let mut plan = plan;
     let state = plan.resume.take().map(|c| c.state);
+    let last_point = state
+        .as_ref()
+        .and_then(|s| s.progress.last)
+        .and_then(|e| e.point_value.map(|v| (v, e.rel_l2)));
     let mut run = Run {
         plan,
         clock,
@@ -529,6 +553,7 @@ fn execute<B: GenericStep>(backend: &B, plan: Plan) -> Result<(), CliError> {
         start_step,
         last_loss,
         best_loss,
+        last_point,
     };
     let trainer = Trainer::with_problem(backend, run.plan.cfg.clone(), &run.plan.problem, state)?;
     // A resumed run that had finished training only lacks its outputs.
@@ -661,12 +686,24 @@ fn train_loop<'b, B: GenericStep>(
         let eval = if eval_due {
             let eval =
                 pollster::block_on(trainer.evaluate()).map_err(|e| fail(e.into(), &trainer))?;
-            if !(eval.rel_l2.is_finite() && eval.rel_l1.is_finite()) {
+            let finite = match eval.point_value {
+                // Judged at a point: its value must be finite (its error is NaN where the problem
+                // has no reference value at this dimension).
+                Some(v) => v.is_finite(),
+                None => eval.rel_l2.is_finite() && eval.rel_l1.is_finite(),
+            };
+            if !finite {
                 let e = CliError::Diverged {
                     step,
-                    what: format!("the test error is {}", eval.rel_l2),
+                    what: format!(
+                        "the test error is {}",
+                        eval.point_value.map_or(eval.rel_l2, |v| v)
+                    ),
                 };
                 return Err(fail(e, &trainer));
+            }
+            if let Some(v) = eval.point_value {
+                run.last_point = Some((v, eval.rel_l2));
             }
             Some(eval)
         } else {
@@ -788,6 +825,13 @@ struct Metrics<'a> {
     best_rel_l2: Option<f64>,
     best_rel_l1: Option<f64>,
     best_step: Option<u64>,
+    /// For a problem judged at one point: the model's value there at the last evaluation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    point_value: Option<f64>,
+    /// For a problem judged at one point: `|u_θ − u_ref| / |u_ref|` there (null without a
+    /// reference value at this dimension).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    point_rel_error: Option<Option<f64>>,
     final_loss: Option<f64>,
     steps_per_second: Option<f64>,
     peak_memory_bytes: Option<u64>,
@@ -830,6 +874,8 @@ fn write_metrics<B: GenericStep>(
         best_rel_l2: progress.best.map(|e| e.rel_l2),
         best_rel_l1: progress.best.map(|e| e.rel_l1),
         best_step: progress.best.map(|e| e.step),
+        point_value: run.last_point.and_then(|(v, _)| finite(v)),
+        point_rel_error: run.last_point.map(|(_, e)| finite(e)),
         final_loss: run.last_loss,
         steps_per_second: (train > 0.0).then(|| progress.step as f64 / train),
         peak_memory_bytes: run.clock.peak_memory(),
@@ -896,9 +942,9 @@ fn draw_plots<B: GenericStep>(run: &Run, trainer: &Trainer<'_, B>) -> Result<(),
         }
     }
     let model = pollster::block_on(trainer.predict(&points))?;
-    let exact = trainer.exact_at(&points).unwrap_or_else(|| vec![0.0; n]);
+    let exact = trainer.exact_at(&points);
     draw_into(&out.join("profile.png"), |p| {
-        plot::profile_plot(p, &title, &t, &model, &exact)
+        plot::profile_plot(p, &title, &t, &model, exact.as_deref())
     })
 }
 
@@ -915,26 +961,41 @@ fn summary(run: &Run, status: Status, progress: &stde_core::train::Progress) {
     }
     let fmt = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.4e}"));
     let train = run.clock.train_seconds();
-    say!(
-        "final rel L2  {}  (step {})",
-        fmt(progress.last.map(|e| e.rel_l2)),
-        progress.step
-    );
-    match progress.best {
-        Some(b) => say!(
-            "best rel L2   {}  (step {}; best during training)",
-            fmt(Some(b.rel_l2)),
-            b.step
-        ),
-        None => say!("best rel L2   -"),
-    }
-    say!("final rel L1  {}", fmt(progress.last.map(|e| e.rel_l1)));
-    if let Some(e) = progress.last {
+    if let Some((value, err)) = run.last_point {
         say!(
-            "final RMS err {}  (‖u*‖ RMS on the test set {:.4})",
-            fmt(Some(e.rel_l2 * e.exact_rms)),
-            e.exact_rms
+            "u(point)      {value:.6}  (the problem's reference point, step {})",
+            progress.step
         );
+        say!(
+            "point error   {}",
+            if err.is_finite() {
+                format!("{err:.4e}  (relative to the reference value)")
+            } else {
+                "-  (the problem gives no reference value at this dimension)".into()
+            }
+        );
+    } else {
+        say!(
+            "final rel L2  {}  (step {})",
+            fmt(progress.last.map(|e| e.rel_l2)),
+            progress.step
+        );
+        match progress.best {
+            Some(b) => say!(
+                "best rel L2   {}  (step {}; best during training)",
+                fmt(Some(b.rel_l2)),
+                b.step
+            ),
+            None => say!("best rel L2   -"),
+        }
+        say!("final rel L1  {}", fmt(progress.last.map(|e| e.rel_l1)));
+        if let Some(e) = progress.last {
+            say!(
+                "final RMS err {}  (‖u*‖ RMS on the test set {:.4})",
+                fmt(Some(e.rel_l2 * e.exact_rms)),
+                e.exact_rms
+            );
+        }
     }
     if train > 0.0 {
         say!("speed         {:.1} steps/s", progress.step as f64 / train);

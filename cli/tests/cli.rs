@@ -526,7 +526,7 @@ fn list_shows_equations_estimators_and_backends() {
     let o = stde(&["list"]);
     assert_ok(&o);
     let text = stdout(&o);
-    for name in stde_core::pde::Problem::list() {
+    for (name, _) in stde_core::problem::BUILTIN {
         assert!(text.contains(name), "{name} missing:\n{text}");
     }
     for word in [
@@ -582,4 +582,75 @@ fn wgpu_backend_trains_from_the_cli() {
     assert_eq!(m["backend"], "wgpu", "{m}");
     let err = m["final_rel_l2"].as_f64().expect("final_rel_l2");
     assert!(err.is_finite() && err < 1.0, "{m}");
+}
+
+/// A problem judged at one reference point (the parabolic problems, `u(0, 0)`) reports the model's
+/// value there and its relative error in `metrics.json`, in the summary, and as `rel_l2` in
+/// `history.csv`.
+#[test]
+fn a_problem_judged_at_a_point_reports_its_point_error() {
+    let out = temp_path("point");
+    let o = stde(&[
+        "train",
+        "--out",
+        out.to_str().unwrap(),
+        "--equation",
+        "heat-parabolic",
+        "--dim",
+        "10",
+        "--steps",
+        "40",
+        "--batch",
+        "16",
+        "--rand-dims",
+        "3",
+        "--width",
+        "16",
+        "--depth",
+        "3",
+        "--eval-every",
+        "20",
+    ]);
+    assert_ok(&o);
+    let m = metrics(&out);
+    let value = m["point_value"].as_f64().expect("point_value");
+    let err = m["point_rel_error"].as_f64().expect("point_rel_error");
+    let expected = (value - 0.47006).abs() / 0.47006;
+    assert!(
+        (err - expected).abs() <= 1e-9 * expected.max(1.0),
+        "{err} vs {expected}"
+    );
+    assert_eq!(m["final_rel_l2"].as_f64(), Some(err));
+    let summary = stdout(&o) + &stderr(&o);
+    assert!(summary.contains("u(point)"), "{summary}");
+    assert!(summary.contains("point error"), "{summary}");
+    // At a dimension without a reference value the model's value is reported, the error is null.
+    let out2 = temp_path("point-unknown");
+    let o = stde(&[
+        "train",
+        "--out",
+        out2.to_str().unwrap(),
+        "--equation",
+        "heat-parabolic",
+        "--dim",
+        "7",
+        "--steps",
+        "20",
+        "--batch",
+        "8",
+        "--rand-dims",
+        "3",
+        "--width",
+        "8",
+        "--depth",
+        "2",
+        "--eval-every",
+        "10",
+    ]);
+    assert_ok(&o);
+    let m = metrics(&out2);
+    assert!(m["point_value"].as_f64().is_some_and(f64::is_finite), "{m}");
+    assert!(m["point_rel_error"].is_null(), "{m}");
+    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(&out2);
 }

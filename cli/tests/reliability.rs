@@ -1093,6 +1093,44 @@ fn no_subcommand_prints_usage() {
     assert!(!err.contains("error:"), "{err}");
 }
 
+/// A small valid problem file (d from 2 to 8) that the bad problem files break.
+const PROBLEM: &str = r#"name = "small"
+min-dim = 2
+max-dim = 8
+
+[params]
+c = { len = "d-1", draw = "normal" }
+
+[terms]
+lap = "laplacian"
+
+[pde]
+domain = "ball"
+lhs = "lap + sin(u)"
+rhs = "manufactured"
+
+[ansatz]
+b = "1 - norm2(x)"
+
+[exact]
+solution = "(1 - norm2(x)) * sum(i in 0..d-1, c[i] * sin(x[i] + x[i+1]))"
+"#;
+
+/// `base` with `from` (which occurs once) replaced by `to`.
+fn edit(base: &str, from: &str, to: &str) -> String {
+    assert_eq!(base.matches(from).count(), 1, "{from:?} is not unique");
+    base.replacen(from, to, 1)
+}
+
+/// A text without its one `‸`, and the 1-based line and column (in characters) of the mark.
+fn unmark(marked: &str) -> (String, usize, usize) {
+    let at = marked.find('‸').expect("a mark");
+    let before = &marked[..at];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (marked.replacen('‸', "", 1), line, col)
+}
+
 #[test]
 fn at_least_a_hundred_bad_inputs_get_exit_2_and_one_short_error_line() {
     let dir = temp_path("table");
@@ -1337,11 +1375,167 @@ fn at_least_a_hundred_bad_inputs_get_exit_2_and_one_short_error_line() {
     ] {
         cases.push(own(a));
     }
+    // plan.
+    let small = file("small.toml", PROBLEM);
+    for a in [
+        &["plan", "--bogus"][..],
+        &["plan", "extra"],
+        &["plan", "--equation", "wave"],
+        &["plan", "--equation", "biharmonic", "--problem", &small],
+        &["plan", "--problem", &missing],
+        &["plan", "--problem", &empty_dir],
+        &["plan", "--problem", &under_plain],
+        &["plan", "--dim", "0"],
+        &["plan", "--dim", "-1"],
+        &["plan", "--dim", "abc"],
+        &["plan", "--estimator", "fancy"],
+        &["plan", "--rand-dims", "0"],
+        &["plan", "--config", &missing],
+        &["plan", "--config", &configs[0].0],
+        &["plan", "--equation", "poisson-three-body", "--dim", "2"],
+        &[
+            "plan",
+            "--equation",
+            "poisson-two-body",
+            "--dim",
+            "5",
+            "--rand-dims",
+            "6",
+        ],
+        &["plan", "--equation", "biharmonic", "--dim", "65"],
+        &["plan", "--problem", &small, "--dim", "9"],
+        &["plan", "--problem", &small, "--dim", "1"],
+        &["train", "--problem", &missing],
+        &["train", "--problem", &empty_dir],
+    ] {
+        cases.push(own(a));
+    }
     assert!(cases.len() >= 100, "only {} cases", cases.len());
     for args in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = stde(&args);
         assert_one_error(&o, 2, "", &format!("{args:?}"));
+    }
+    // Malformed problem files, given to `plan` and to `train`: the error names the file, the line
+    // and the column of the mistake (marked with `‸` in the text, which is removed).
+    let mut located: Vec<(Vec<String>, String)> = Vec::new();
+    let bad_files: Vec<(&str, String)> = vec![
+        ("function", edit(PROBLEM, "lap + sin(u)", "lap + ‸sinn(u)")),
+        ("variable", edit(PROBLEM, "lap + sin(u)", "lap + sin(‸v)")),
+        ("paren", edit(PROBLEM, "lap + sin(u)", "lap + sin‸(u")),
+        ("window", edit(PROBLEM, "x[i] + x[i+1]", "x[i] + ‸x[i+2]")),
+        ("term", edit(PROBLEM, "lap + sin(u)", "lap + sin(u) + ‸bih")),
+        ("arity", edit(PROBLEM, "lap + sin(u)", "lap + ‸sin(u, u)")),
+        ("type", edit(PROBLEM, "lap + sin(u)", "lap + sin(u) * ‸c")),
+        ("time", edit(PROBLEM, "lap + sin(u)", "lap + sin(u) * ‸t")),
+        ("toml", edit(PROBLEM, "[pde]", "[pde‸")),
+        ("key", edit(PROBLEM, "rhs = ", "‸rsh = ")),
+        (
+            "operator",
+            edit(PROBLEM, "lap = \"laplacian\"", "lap = ‸\"laplace\""),
+        ),
+        (
+            "sde",
+            edit(PROBLEM, "domain = \"ball\"", "domain = ‸\"sde-marginal\""),
+        ),
+        (
+            "exact",
+            edit(
+                PROBLEM.split("[exact]").next().unwrap_or_default(),
+                "rhs = \"manufactured\"",
+                "rhs = ‸\"manufactured\"",
+            ),
+        ),
+        (
+            "length",
+            edit(PROBLEM, "c = { len = \"d-1\"", "c = ‸{ len = \"0\""),
+        ),
+        ("min-dim", edit(PROBLEM, "min-dim = 2", "min-dim = ‸0")),
+        (
+            "biased",
+            edit(
+                &edit(
+                    PROBLEM,
+                    "lap = \"laplacian\"",
+                    "lap = \"laplacian\"\nbih = ‸\"biharmonic\"",
+                ),
+                "[params]",
+                "[defaults]\nestimator = \"sparse\"\n\n[params]",
+            ),
+        ),
+        // The TOML parser reads the control characters as a key and stops where `=` should be.
+        ("binary", "\u{0}\u{1}\u{2}‸".to_owned()),
+        ("empty", "‸".to_owned()),
+    ];
+    for (name, marked) in &bad_files {
+        let (text, line, col) = unmark(marked);
+        let f = file(&format!("bad-{name}.toml"), &text);
+        let phrase = format!("{f}:{line}:{col}: ");
+        located.push((
+            own(&["plan", "--problem", &f, "--dim", "5"]),
+            phrase.clone(),
+        ));
+        located.push((t(&["--problem", &f]), phrase));
+    }
+    // An estimator chosen on the command line that cannot estimate a term without bias, and a
+    // window wider than the dimension asked for: at the term's declaration.
+    let (text, line, col) = unmark(&edit(
+        PROBLEM,
+        "lap = \"laplacian\"",
+        "lap = \"laplacian\"\nbih = ‸\"biharmonic\"",
+    ));
+    let f = file("bih.toml", &text);
+    let phrase = format!("{f}:{line}:{col}: the sparse estimator cannot estimate term `bih`");
+    for est in ["sparse", "exact"] {
+        let phrase = phrase.replace("sparse", est);
+        located.push((
+            own(&["plan", "--problem", &f, "--estimator", est, "--dim", "4"]),
+            phrase.clone(),
+        ));
+        located.push((t(&["--problem", &f, "--estimator", est]), phrase));
+    }
+    let (text, line, col) = unmark(&edit(
+        PROBLEM,
+        "lap = \"laplacian\"",
+        "lap = \"laplacian\"\nmix = ‸{ operator = \"mixed-window\", orders = [1, 2, 1] }",
+    ));
+    let f = file("wide.toml", &text);
+    let phrase = format!("{f}:{line}:{col}: term `mix`: a window of 3 coordinates");
+    located.push((
+        own(&["plan", "--problem", &f, "--dim", "2"]),
+        phrase.clone(),
+    ));
+    located.push((
+        own(&[
+            "train",
+            "--problem",
+            &f,
+            "--dim",
+            "2",
+            "--rand-dims",
+            "1",
+            "--out",
+            &out,
+        ]),
+        phrase,
+    ));
+    located.push((
+        own(&[
+            "plan",
+            "--equation",
+            "biharmonic",
+            "--dim",
+            "4",
+            "--estimator",
+            "sparse",
+        ]),
+        "<built-in biharmonic>:".to_owned(),
+    ));
+    assert!(located.len() >= 40, "only {} located cases", located.len());
+    for (args, phrase) in &located {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = stde(&args);
+        assert_one_error(&o, 2, phrase, &format!("{args:?}"));
     }
     // None of them trained or left a checkpoint behind.
     assert!(!Path::new(&out).join("checkpoint.safetensors").exists());

@@ -1,6 +1,5 @@
-//! Times the compiled two-body forcing program (`CpuBackend::run_program`) against the hand-written
-//! forcing kernel (`Backend::forcing` with `SolutionKind::TwoBody`), alternating them, and the series
-//! mode of the same program over one-hot directions against its primal.
+//! Times the compiled two-body forcing program (`CpuBackend::run_program`) in primal mode, and the
+//! series mode of the same program over one-hot directions against its primal.
 //!
 //! `cargo run -p stde-core --release --example program_speed [threads]` (default: rayon's pool).
 
@@ -9,10 +8,7 @@ mod forcing_program;
 
 use std::time::{Duration, Instant};
 
-use stde_core::backend::{
-    Backend, CpuBackend, Nonlinearity, ProbeKind, ProgramBackend, Sampling, SlotProbes,
-    SolutionKind,
-};
+use stde_core::backend::{Backend, CpuBackend, ProbeKind, ProgramBackend, Sampling, SlotProbes};
 use stde_core::batch::JetShape;
 
 /// Median and minimum of `times`, in milliseconds.
@@ -48,45 +44,18 @@ fn main() {
         let program = forcing_program::two_body_forcing(d as u32);
         let compiled = b.compile_program(&program).expect("compiles");
         let mut out = vec![0.0f32; 2 * n];
-        let (mut g, mut e) = (vec![0.0f32; n], vec![0.0f32; n]);
         let rounds = if d >= 100_000 { 40 } else { 400 };
-        let (mut t_prog, mut t_kernel) = (Vec::new(), Vec::new());
+        let mut t_prog = Vec::new();
         for r in 0..rounds + 2 {
             let t0 = Instant::now();
             b.run_program(&compiled, n, &points, &Vec::new(), &coeffs, &mut out);
-            let t1 = Instant::now();
-            b.forcing(
-                SolutionKind::TwoBody,
-                Nonlinearity::SineGordon,
-                n,
-                d,
-                &coeffs,
-                &points,
-                &mut g,
-                &mut e,
-            );
-            let t2 = Instant::now();
             // The first two rounds warm caches and the pool.
             if r >= 2 {
-                t_prog.push(t1 - t0);
-                t_kernel.push(t2 - t1);
+                t_prog.push(t0.elapsed());
             }
         }
-        let max_rel = g
-            .iter()
-            .chain(&e)
-            .zip(&out)
-            .map(|(&k, &p)| (f64::from(p) - f64::from(k)).abs() / f64::from(k.abs()).max(1e-3))
-            .fold(0.0, f64::max);
         let (pm, pmin) = stats(&mut t_prog);
-        let (km, kmin) = stats(&mut t_kernel);
-        println!(
-            "d = {d:>7}, {n} points: program {pm:8.3} ms (min {pmin:8.3}), hand-written kernel \
-             {km:8.3} ms (min {kmin:8.3}); program/kernel {:.3} (median), {:.3} (min); max relative \
-             difference {max_rel:.1e}",
-            pm / km,
-            pmin / kmin
-        );
+        println!("d = {d:>7}, {n} points: program {pm:8.3} ms (min {pmin:8.3})");
     }
 
     // Series mode at d = 10⁶: 16 one-hot directions of order 2 cost O(window) each, so the series

@@ -453,12 +453,14 @@ mod tests {
                     rel_l2: 0.125,
                     rel_l1: 0.1,
                     exact_rms: 3.5,
+                    point_value: None,
                 }),
                 last: Some(Evaluation {
                     step: 20,
                     rel_l2: 0.125,
                     rel_l1: 0.1,
                     exact_rms: 3.5,
+                    point_value: None,
                 }),
             },
         }
@@ -515,6 +517,7 @@ mod tests {
             rel_l2: f64::NAN,
             rel_l1: 0.1,
             exact_rms: 3.5,
+            point_value: None,
         });
         let err = save(&dir, &config(), &s).unwrap_err();
         assert!(err.to_string().contains("not finite"), "{err}");

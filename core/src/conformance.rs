@@ -1,9 +1,9 @@
-//! The backend conformance suite: every [`Backend`] primitive checked against the f64
-//! [`ReferenceBackend`] on random inputs, across orders, layouts and sizes that cross workgroup and
-//! SIMD boundaries.
+//! The backend conformance suite: every primitive of [`Backend`], [`crate::backend::ProgramBackend`]
+//! and [`GenericStep`] checked against the f64 [`ReferenceBackend`] on random inputs, across orders,
+//! layouts and sizes that cross workgroup and SIMD boundaries.
 //!
 //! A backend author runs it with the [`conformance_tests!`](crate::conformance_tests) macro, which
-//! expands to one `#[test]` per primitive:
+//! expands to one `#[test]` per group of primitives (compiled programs included):
 //!
 //! ```text
 //! stde_core::conformance_tests!(my_backend, MyBackend::new(), stde_core::conformance::Tolerance::F32);
@@ -12,13 +12,14 @@
 //! Each check returns a [`Mismatch`] naming the case, the index, the value and the expectation.
 
 use crate::backend::reference::ReferenceBackend;
-use crate::backend::{
-    AdamStep, Backend, Gemm, Nonlinearity, ProbeKind, Probes, ResidualParams, Sampling,
-    SolutionKind,
-};
+use crate::backend::{AdamStep, Backend, Gemm, GenericStep, Sampling};
 use crate::batch::JetShape;
+pub use crate::generic_conformance::{
+    check_box_points_exact, check_input_layer_slots, check_readout, check_sample_points,
+};
 use crate::mlp::Activation;
-use crate::rng::{self, Philox};
+pub use crate::program::conformance::check_programs;
+use crate::rng::Philox;
 
 /// Allowed error: `|got − expected| ≤ abs·scale + rel·|expected|`, where `scale` is the largest
 /// `|expected|` of the case (so that tiny entries of a large result are judged against its size).
@@ -306,209 +307,6 @@ pub fn check_activations<B: Backend>(b: &B, tol: Tolerance) -> CheckResult {
     Ok(())
 }
 
-/// A case's probes uploaded to one backend.
-struct ProbeBufs<B: Backend> {
-    kind: ProbeKind,
-    indices: B::Idx,
-    dense: B::Buf,
-}
-
-impl<B: Backend> ProbeBufs<B> {
-    fn upload(b: &B, kind: ProbeKind, (idx, dense): (&[u32], &[f32])) -> Self {
-        Self {
-            kind,
-            indices: up_idx(b, idx),
-            dense: up(b, dense),
-        }
-    }
-
-    fn probes(&self) -> Probes<'_, B> {
-        Probes {
-            kind: self.kind,
-            indices: &self.indices,
-            dense: &self.dense,
-        }
-    }
-}
-
-/// The probes of a case: `V` distinct indices, or `V × d` dense tangents.
-fn probe_data(data: &mut Data, kind: ProbeKind, n_dirs: usize, dim: usize) -> (Vec<u32>, Vec<f32>) {
-    match kind {
-        ProbeKind::OneHot => {
-            let mut idx = vec![0u32; n_dirs];
-            rng::sample_index_set(9, data.counter, dim, n_dirs, &mut idx);
-            data.counter += 1;
-            (idx, vec![0.0])
-        }
-        ProbeKind::Dense => (vec![0], data.uniform(n_dirs * dim, -1.0, 1.0)),
-    }
-}
-
-/// The sparse (one-hot) and dense input layer, forward and weight adjoint.
-///
-/// # Errors
-/// The first mismatch.
-pub fn check_input_layer<B: Backend>(b: &B, tol: Tolerance) -> CheckResult {
-    let r = ReferenceBackend;
-    let mut data = Data::new(5);
-    for kind in [ProbeKind::OneHot, ProbeKind::Dense] {
-        for &dim in &[1usize, 5, 300] {
-            for order in 1..=3 {
-                for collapsed in [false, true] {
-                    for &(n_dirs, n_points, width) in &[(1, 1, 3), (3, 4, 33), (5, 7, 16)] {
-                        let n_dirs = n_dirs.min(dim);
-                        let shape = JetShape {
-                            order,
-                            n_dirs,
-                            n_points,
-                            width,
-                            collapsed,
-                        };
-                        let (idx, dense) = probe_data(&mut data, kind, n_dirs, dim);
-                        let points = data.uniform(n_points * dim, -1.0, 1.0);
-                        let params = data.uniform(2 + width * (dim + 1), -1.0, 1.0);
-                        let (xb, pb) = (up(b, &points), up(b, &params));
-                        let (xr, pr) = (up(&r, &points), up(&r, &params));
-                        let bufs_b = ProbeBufs::upload(b, kind, (&idx, &dense));
-                        let bufs_r = ProbeBufs::upload(&r, kind, (&idx, &dense));
-                        let (probes_b, probes_r) = (bufs_b.probes(), bufs_r.probes());
-                        let garbage = data.uniform(shape.len(), -9.0, 9.0);
-                        let (mut zb, mut zr) = (up(b, &garbage), up(&r, &garbage));
-                        b.input_layer_forward(shape, dim, &xb, &probes_b, &pb, 2, &mut zb);
-                        r.input_layer_forward(shape, dim, &xr, &probes_r, &pr, 2, &mut zr);
-                        let case = format!("input layer forward {kind:?} d={dim} {shape:?}");
-                        compare(
-                            &case,
-                            &dl(b, &zb, shape.len()),
-                            &dl(&r, &zr, shape.len()),
-                            tol,
-                        )?;
-                        let z_bar = data.uniform(shape.len(), -1.0, 1.0);
-                        let grad = data.uniform(params.len(), -1.0, 1.0);
-                        let (zbb, zbr) = (up(b, &z_bar), up(&r, &z_bar));
-                        let (mut gb, mut gr) = (up(b, &grad), up(&r, &grad));
-                        b.input_layer_backward(shape, dim, &xb, &probes_b, &zbb, &mut gb, 2);
-                        r.input_layer_backward(shape, dim, &xr, &probes_r, &zbr, &mut gr, 2);
-                        let case = format!("input layer backward {kind:?} d={dim} {shape:?}");
-                        compare(
-                            &case,
-                            &dl(b, &gb, grad.len()),
-                            &dl(&r, &gr, grad.len()),
-                            tol,
-                        )?;
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The PINN residual, loss terms and output cotangent.
-///
-/// # Errors
-/// The first mismatch.
-pub fn check_residual<B: Backend>(b: &B, tol: Tolerance) -> CheckResult {
-    let r = ReferenceBackend;
-    let mut data = Data::new(6);
-    for kind in [ProbeKind::OneHot, ProbeKind::Dense] {
-        for nonlinearity in [
-            Nonlinearity::Zero,
-            Nonlinearity::AllenCahn,
-            Nonlinearity::SineGordon,
-        ] {
-            for order in [1, 2, 4] {
-                for collapsed in [false, true] {
-                    for hard in [true, false] {
-                        for &(n_dirs, n_points, dim) in &[(1, 1, 2), (3, 5, 9), (16, 33, 40)] {
-                            let shape = JetShape {
-                                order,
-                                n_dirs,
-                                n_points,
-                                width: 1,
-                                collapsed,
-                            };
-                            let (idx, dense) = probe_data(&mut data, kind, n_dirs, dim);
-                            let points = data.uniform(n_points * dim, -0.3, 0.3);
-                            let m = data.uniform(shape.len(), -1.0, 1.0);
-                            let g = data.uniform(n_points, -1.0, 1.0);
-                            let p = ResidualParams {
-                                shape,
-                                dim,
-                                top_weight: dim as f32 / n_dirs as f32,
-                                nonlinearity,
-                                hard_ball_boundary: hard,
-                            };
-                            let (xb, mb, gb) = (up(b, &points), up(b, &m), up(b, &g));
-                            let (xr, mr, gr) = (up(&r, &points), up(&r, &m), up(&r, &g));
-                            let bufs_b = ProbeBufs::upload(b, kind, (&idx, &dense));
-                            let bufs_r = ProbeBufs::upload(&r, kind, (&idx, &dense));
-                            let (probes_b, probes_r) = (bufs_b.probes(), bufs_r.probes());
-                            let (mut lb, mut lr) =
-                                (up(b, &vec![0.0; n_points]), up(&r, &vec![0.0; n_points]));
-                            let (mut mbb, mut mbr) = (
-                                up(b, &vec![0.0; shape.len()]),
-                                up(&r, &vec![0.0; shape.len()]),
-                            );
-                            b.pinn_residual(p, &mb, &xb, &probes_b, &gb, &mut lb, &mut mbb);
-                            r.pinn_residual(p, &mr, &xr, &probes_r, &gr, &mut lr, &mut mbr);
-                            let case = format!(
-                                "residual loss {kind:?} {nonlinearity:?} hard={hard} d={dim} {shape:?}"
-                            );
-                            compare(&case, &dl(b, &lb, n_points), &dl(&r, &lr, n_points), tol)?;
-                            let case = format!(
-                                "residual cotangent {kind:?} {nonlinearity:?} hard={hard} d={dim} {shape:?}"
-                            );
-                            compare(
-                                &case,
-                                &dl(b, &mbb, shape.len()),
-                                &dl(&r, &mbr, shape.len()),
-                                tol,
-                            )?;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Closed-form forcing and exact values of the PDE suite.
-///
-/// # Errors
-/// The first mismatch.
-pub fn check_forcing<B: Backend>(b: &B, tol: Tolerance) -> CheckResult {
-    let r = ReferenceBackend;
-    for solution in [SolutionKind::TwoBody, SolutionKind::ThreeBody] {
-        for nonlinearity in [
-            Nonlinearity::Zero,
-            Nonlinearity::AllenCahn,
-            Nonlinearity::SineGordon,
-        ] {
-            for &(n, dim) in &[(1, 3), (7, 10), (33, 257)] {
-                let coeffs: Vec<f32> = rng::solution_coeffs(dim as u64, dim)
-                    .iter()
-                    .map(|&c| c as f32)
-                    .collect();
-                let mut points = vec![0.0; n * dim];
-                rng::sample_ball_points(dim as u64, 2, 0, n, dim, &mut points);
-                let (cb, xb) = (up(b, &coeffs), up(b, &points));
-                let (cr, xr) = (up(&r, &coeffs), up(&r, &points));
-                let (mut gb, mut eb) = (up(b, &vec![0.0; n]), up(b, &vec![0.0; n]));
-                let (mut gr, mut er) = (up(&r, &vec![0.0; n]), up(&r, &vec![0.0; n]));
-                b.forcing(solution, nonlinearity, n, dim, &cb, &xb, &mut gb, &mut eb);
-                r.forcing(solution, nonlinearity, n, dim, &cr, &xr, &mut gr, &mut er);
-                let case = format!("forcing {solution:?} {nonlinearity:?} n={n} d={dim}");
-                compare(&case, &dl(b, &gb, n), &dl(&r, &gr, n), tol)?;
-                let case = format!("exact {solution:?} n={n} d={dim}");
-                compare(&case, &dl(b, &eb, n), &dl(&r, &er, n), tol)?;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Counter-based sampling: identical draws to the reference (to rounding for normals).
 ///
 /// # Errors
@@ -609,16 +407,18 @@ pub fn check_adam<B: Backend>(b: &B, tol: Tolerance) -> CheckResult {
 ///
 /// # Errors
 /// The first mismatch of any check.
-pub fn run_all<B: Backend>(b: &B, tol: Tolerance) -> CheckResult {
+pub fn run_all<B: GenericStep>(b: &B, tol: Tolerance) -> CheckResult {
     check_transfers(b)?;
     check_gemm(b, tol)?;
     check_bias(b, tol)?;
     check_activations(b, tol)?;
-    check_input_layer(b, tol)?;
-    check_residual(b, tol)?;
-    check_forcing(b, tol)?;
     check_sampling(b, tol)?;
-    check_adam(b, tol)
+    check_adam(b, tol)?;
+    check_programs(b, tol)?;
+    check_input_layer_slots(b, tol)?;
+    check_readout(b, tol)?;
+    check_sample_points(b, tol)?;
+    check_box_points_exact(b)
 }
 
 /// Expands to one `#[test]` per conformance check for a backend.
@@ -645,15 +445,22 @@ macro_rules! conformance_tests {
                 report(c::check_transfers(&b));
             }
 
+            #[test]
+            fn box_points_exact() {
+                let b = $backend;
+                report(c::check_box_points_exact(&b));
+            }
+
             $crate::conformance_tests!(@checks $backend, $tol;
                 gemm => check_gemm,
                 bias => check_bias,
                 activations => check_activations,
-                input_layer => check_input_layer,
-                residual => check_residual,
-                forcing => check_forcing,
                 sampling => check_sampling,
-                adam => check_adam);
+                adam => check_adam,
+                programs => check_programs,
+                input_layer_slots => check_input_layer_slots,
+                readout => check_readout,
+                sample_points => check_sample_points);
         }
     };
     // One `#[test]` per tolerance-taking check (an implementation detail of the arm above).

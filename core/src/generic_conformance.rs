@@ -247,6 +247,42 @@ pub fn check_sample_points<B: GenericStep>(b: &B, tol: Tolerance) -> CheckResult
     Ok(())
 }
 
+/// Box coordinates and time columns are uniforms (and products a kernel must not fuse), so every
+/// backend draws them bit for bit as [`crate::rng::sample_points_from`] does.
+///
+/// # Errors
+/// The first value that differs.
+pub fn check_box_points_exact<B: GenericStep>(b: &B) -> CheckResult {
+    for time in [
+        TimeSampler::None,
+        TimeSampler::Uniform { end: 0.7 },
+        TimeSampler::Fixed(0.3),
+    ] {
+        let s = PointSampling {
+            sampler: PointSampler::Box { lo: -2.0, hi: 3.1 },
+            time,
+            first: 4,
+            n: 9,
+            d: 13,
+            stream: 9,
+        };
+        let len = s.n * s.stride();
+        let mut buf = b.alloc(len, "points").expect("alloc");
+        b.sample_points(s, 11, 5, &mut buf);
+        let mut want = vec![0.0f32; len];
+        crate::rng::sample_points_from(
+            11, s.sampler, s.time, s.stream, 5, s.first, s.n, s.d, &mut want,
+        );
+        compare(
+            &format!("{s:?}"),
+            &dl(b, &buf, len),
+            &want,
+            Tolerance::EXACT,
+        )?;
+    }
+    Ok(())
+}
+
 /// Every generic check in turn.
 ///
 /// # Errors
@@ -254,5 +290,6 @@ pub fn check_sample_points<B: GenericStep>(b: &B, tol: Tolerance) -> CheckResult
 pub fn check_generic<B: GenericStep>(b: &B, tol: Tolerance) -> CheckResult {
     check_input_layer_slots(b, tol)?;
     check_readout(b, tol)?;
-    check_sample_points(b, tol)
+    check_sample_points(b, tol)?;
+    check_box_points_exact(b)
 }

@@ -45,7 +45,7 @@ pub fn plan_report(spec: &ProblemSpec, cfg: &TrainConfig) -> Result<String, Repo
     }
     let _ = writeln!(s, "terms:");
     for t in &spec.terms {
-        let _ = writeln!(s, "  {:<8} = {}", t.name, t.operator.describe());
+        let _ = writeln!(s, "  {:<8} = {}", t.name, t.operator.describe_at(cfg.dim));
     }
     let _ = writeln!(
         s,
@@ -70,12 +70,49 @@ pub fn plan_report(spec: &ProblemSpec, cfg: &TrainConfig) -> Result<String, Repo
         size(&data)
     );
     for c in &inst.constraints {
+        let points = c.points.unwrap_or(cfg.batch);
         let _ = writeln!(
             s,
-            "soft constraint on {:?}{}: weight {}",
+            "soft constraint on {:?}{}: {points} points per step, weight {}",
             c.domain,
             c.at_time.map_or(String::new(), |t| format!(" at t = {t}")),
             c.weight
+        );
+        if let Some(g) = &c.gradient {
+            let dirs = if cfg.estimator == crate::train::EstimatorKind::Exact {
+                cfg.dim
+            } else {
+                cfg.rand_dims.min(cfg.dim)
+            };
+            let _ = writeln!(
+                s,
+                "  gradient matching, weight {}: ‖∇ₓe‖² from {dirs} one-hot 1-jets per point{} \
+                 (unbiased)",
+                g.weight,
+                if dirs < cfg.dim {
+                    format!(
+                        ", coordinates drawn without replacement each step, scaled by d/V = {:.4}",
+                        cfg.dim as f64 / dirs as f64
+                    )
+                } else {
+                    ", every coordinate".into()
+                }
+            );
+        }
+    }
+    if let Some(r) = &inst.reference {
+        let _ = writeln!(
+            s,
+            "judged at one point ({}): {}",
+            if r.point.len() > cfg.dim {
+                format!("x = {}·1, t = {}", r.point[0], r.point[cfg.dim])
+            } else {
+                format!("x = {}·1", r.point.first().copied().unwrap_or(0.0))
+            },
+            match r.value {
+                Some(v) => format!("reference value {v}"),
+                None => "no reference value at this dimension".into(),
+            }
         );
     }
     let _ = writeln!(

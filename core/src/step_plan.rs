@@ -9,8 +9,13 @@
 //!   `d/V`; exact takes all `d`);
 //! * **dense**: `V` Rademacher (second order) or Gaussian (biharmonic) vectors in slot 1, drawn on
 //!   the device, scaled by `1/V` (`1/(3V)` for `E[y₄] = 3Δ²u`);
-//! * **fixed**: deterministic jets, the time direction `e_t` and the planner's jets for fixed mixed
-//!   partials ([`crate::planner`]);
+//! * **fixed**: deterministic jets for `time-derivative` and `partial` terms, planned by
+//!   [`crate::planner`] (a partial may differentiate in the time column `d`). Under
+//!   [`JetSharing::Shared`] jets are shared between terms, and a term whose derivative is a clean
+//!   coefficient of a jet already in the plan, at an order the plan computes anyway, reads it there
+//!   instead of adding jets; [`JetSharing::PerDerivative`] is the naive plan of one pushforward
+//!   per derivative. [`StepPlan::fixed_checks`] expands what every such term's readout weights
+//!   combine to, which `stde plan` prints as the contamination analysis;
 //! * **windows**: the planner's jets for one window of a mixed-window term, shifted to `V` sampled
 //!   windows (or all of them), scaled by `n_windows/V`.
 
@@ -18,8 +23,8 @@ use std::fmt::Write as _;
 
 use crate::backend::ProbeKind;
 use crate::estimator::Distribution;
-use crate::planner::{self, JetSpec, MultiIndex, PlannerParams};
-use crate::problem::{Instance, TermOperator};
+use crate::planner::{self, JetSpec, MultiIndex, Plan, PlannerParams};
+use crate::problem::{Instance, ProblemFileError, TermOperator};
 use crate::rng;
 use crate::series::factorial;
 use crate::train::EstimatorKind;
@@ -65,6 +70,10 @@ pub enum StepPlanError {
         /// What is wrong.
         reason: String,
     },
+    /// One of the errors above about a term, at the place the term is declared in its problem
+    /// file (the message names the file, line and column).
+    #[error(transparent)]
+    Located(ProblemFileError),
     /// Dense probes combined with terms that need one-hot ones.
     #[error("the dense estimator cannot be combined with term `{term}` ({operator}), which needs one-hot probes; use --estimator sparse or exact")]
     MixedKinds {
@@ -75,6 +84,54 @@ pub enum StepPlanError {
     },
 }
 
+/// How the fixed jets of `partial` and `time-derivative` terms are chosen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JetSharing {
+    /// The planner's jets, shared between terms; a term whose derivative is a clean coefficient of
+    /// a jet already planned, at an order no higher than the plan's, reads it from that jet (terms
+    /// are placed most demanding first, so the jets of high-order mixed partials serve the low-order
+    /// terms).
+    #[default]
+    Shared,
+    /// One pushforward per derivative: every term gets its own planner jets and none is shared.
+    /// The baseline that [`JetSharing::Shared`] is measured against.
+    PerDerivative,
+}
+
+/// What the readout weights of one term read from fixed jets combine to:
+/// `Σ_reads w·y_k(J) = Σ coefficient·∂^β u`, expanded with the partition formula.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FixedCheck {
+    /// Term name.
+    pub term: String,
+    /// The derivative the term estimates.
+    pub target: MultiIndex,
+    /// Every derivative in the weighted sum of the coefficients read, with its total coefficient
+    /// (contaminants that cancel have coefficient 0 up to rounding).
+    pub combination: Vec<planner::Term>,
+}
+
+impl FixedCheck {
+    /// Whether the combination is the target alone: its coefficient is 1 and every other one
+    /// vanishes, both to `1e-9` relative to the largest single contribution (the weights are exact
+    /// rationals rounded once).
+    pub fn is_clean(&self) -> bool {
+        let scale = self
+            .combination
+            .iter()
+            .map(|t| t.coefficient.abs())
+            .fold(1.0, f64::max);
+        self.combination.iter().all(|t| {
+            let want = if t.derivative == self.target {
+                1.0
+            } else {
+                0.0
+            };
+            (t.coefficient - want).abs() <= 1e-9 * scale
+        }) && self.combination.iter().any(|t| t.derivative == self.target)
+    }
+}
+
 /// How a coordinate direction's weight is set.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Weight {
@@ -82,6 +139,8 @@ enum Weight {
     Scaled(f64),
     /// `params[base + j]` times the group's scale, `j` the direction's coordinate.
     Param(usize),
+    /// `½·params[base + j]²` times the group's scale (a diagonal σ's `½σ_j²`).
+    HalfSquare(usize),
 }
 
 /// `(term, jet, order k, weight)`: term `term` adds `weight·y_k` of a jet.
@@ -105,6 +164,8 @@ enum Group {
         first: usize,
         jets: Vec<JetSpec>,
         reads: Vec<Read>,
+        /// `(term, derivative)` of every term read from these jets.
+        targets: Vec<(usize, MultiIndex)>,
     },
     Windows {
         first: usize,
@@ -140,6 +201,7 @@ pub struct StepPlan {
     groups: Vec<Group>,
     estimator: EstimatorKind,
     descriptions: Vec<String>,
+    sharing: JetSharing,
 }
 
 fn biased(est: EstimatorKind, term: &str, op: &TermOperator, hint: &'static str) -> StepPlanError {
@@ -156,8 +218,35 @@ impl StepPlan {
     ///
     /// # Errors
     /// [`StepPlanError`] when a term has no unbiased estimate under this estimator, `V` does not
-    /// fit, or the planner cannot isolate a mixed partial.
+    /// fit, or the planner cannot isolate a mixed partial; an error about one term is
+    /// [`StepPlanError::Located`] at the term's declaration when the problem came from a file.
     pub fn new(
+        instance: &Instance,
+        estimator: EstimatorKind,
+        rand_dims: usize,
+    ) -> Result<Self, StepPlanError> {
+        Self::build(instance, estimator, rand_dims).map_err(|e| {
+            let term = match &e {
+                StepPlanError::Biased { term, .. }
+                | StepPlanError::Plan { term, .. }
+                | StepPlanError::Term { term, .. }
+                | StepPlanError::MixedKinds { term, .. } => term,
+                StepPlanError::RandDims { .. } | StepPlanError::Located(_) => return e,
+            };
+            let place = instance
+                .spec
+                .terms
+                .iter()
+                .find(|t| &t.name == term)
+                .and_then(|t| t.place.as_ref());
+            match place {
+                Some(place) => StepPlanError::Located(place.error(e.to_string())),
+                None => e,
+            }
+        })
+    }
+
+    fn build(
         instance: &Instance,
         estimator: EstimatorKind,
         rand_dims: usize,
@@ -167,8 +256,7 @@ impl StepPlan {
         let mut coord_reads = Vec::new();
         let mut dense_reads = Vec::new();
         let mut dense_dist = None;
-        let mut fixed_jets: Vec<JetSpec> = Vec::new();
-        let mut fixed_reads = Vec::new();
+        let mut fixed_targets: Vec<(usize, MultiIndex)> = Vec::new();
         let mut windows: Option<(Vec<JetSpec>, Vec<Read>, usize)> = None;
         let mut one_hot_term: Option<(String, String)> = None;
         let layout = crate::program::lower::Layout::of(&instance.scope).map_err(|e| {
@@ -213,7 +301,7 @@ impl StepPlan {
                         order = order.max(*k);
                     }
                 },
-                TermOperator::Directional { along } => {
+                TermOperator::Directional { along } | TermOperator::SigmaTrace { along } => {
                     if estimator == EstimatorKind::Dense {
                         return Err(biased(
                             estimator,
@@ -234,10 +322,19 @@ impl StepPlan {
                     if len < d {
                         return Err(StepPlanError::Term {
                             term: name.clone(),
-                            reason: format!("`{along}` has {len} values; b·∇u needs d = {d}"),
+                            reason: format!(
+                                "`{along}` has {len} values; {} needs d = {d}",
+                                op.describe()
+                            ),
                         });
                     }
-                    coord_reads.push((t, 1, Weight::Param(base)));
+                    if matches!(op, TermOperator::SigmaTrace { .. }) {
+                        // y2(e_j) = ∂²u/∂x_j², weighted by ½σ_j².
+                        coord_reads.push((t, 2, Weight::HalfSquare(base)));
+                        order = order.max(2);
+                    } else {
+                        coord_reads.push((t, 1, Weight::Param(base)));
+                    }
                     note_one_hot();
                 }
                 TermOperator::Biharmonic => {
@@ -260,30 +357,22 @@ impl StepPlan {
                             reason: "∂u/∂t needs a problem with a time variable".into(),
                         });
                     }
-                    let jet = JetSpec::new(1, &[(1, d)]);
-                    let j = push_jet(&mut fixed_jets, jet);
-                    fixed_reads.push((t, j, 1, 1.0));
+                    fixed_targets.push((t, MultiIndex::new(&[(d, 1)])));
                     note_one_hot();
                 }
                 TermOperator::Partial { index } => {
-                    if let Some(&(j, _)) = index.iter().find(|&&(j, _)| j >= d) {
+                    // The time is the column `d` of a point row.
+                    if let Some(&(j, _)) = index.iter().find(|&&(j, _)| j >= stride) {
                         return Err(StepPlanError::Term {
                             term: name.clone(),
-                            reason: format!("coordinate {j} is outside 0..{d}"),
+                            reason: if stride > d {
+                                format!("coordinate {j} is outside 0..{d} and is not the time {d}")
+                            } else {
+                                format!("coordinate {j} is outside 0..{d}")
+                            },
                         });
                     }
-                    let target = MultiIndex::new(index);
-                    let plan = planner::plan(&target, &planner_params).map_err(|source| {
-                        StepPlanError::Plan {
-                            term: name.clone(),
-                            source,
-                        }
-                    })?;
-                    for r in &plan.readouts {
-                        let j = push_jet(&mut fixed_jets, plan.jets[r.jet].clone());
-                        fixed_reads.push((t, j, r.order, r.weight));
-                        order = order.max(r.order);
-                    }
+                    fixed_targets.push((t, MultiIndex::new(index)));
                     note_one_hot();
                 }
                 TermOperator::MixedWindow { orders } => {
@@ -323,6 +412,19 @@ impl StepPlan {
                 }
             }
         }
+        let names: Vec<&str> = instance
+            .spec
+            .terms
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        let (fixed_jets, fixed_reads) = plan_fixed(
+            &fixed_targets,
+            instance.spec.defaults.jets,
+            &planner_params,
+            order,
+            &names,
+        )?;
         if !dense_reads.is_empty() {
             if let Some((term, operator)) = one_hot_term {
                 return Err(StepPlanError::MixedKinds { term, operator });
@@ -375,6 +477,7 @@ impl StepPlan {
                 first,
                 jets: fixed_jets,
                 reads: fixed_reads,
+                targets: fixed_targets,
             });
             first += count;
         }
@@ -407,20 +510,34 @@ impl StepPlan {
             collapsible: false,
             groups,
             estimator,
+            sharing: instance.spec.defaults.jets,
             descriptions: instance
                 .spec
                 .terms
                 .iter()
-                .map(|t| t.operator.describe())
+                .map(|t| t.operator.describe_at(d))
                 .collect(),
         };
         let (mut idx, mut coeff, mut weights) = plan.buffers();
         plan.fill(0, 0, &instance.params, &mut idx, &mut coeff, &mut weights);
-        plan.collapsible = (0..plan.terms.len()).all(|t| {
-            let k = plan.order;
-            let w0 = weights[(t * plan.n_dirs) * k + k - 1];
-            (0..plan.n_dirs).all(|s| weights[(t * plan.n_dirs + s) * k + k - 1] == w0)
+        // A top weight read from a parameter array depends on the coordinate drawn: equal at step 0
+        // proves nothing unless the array is constant.
+        let params = &instance.params;
+        let varying_top_weight = plan.groups.iter().any(|g| match g {
+            Group::Coordinates { reads, .. } => reads.iter().any(|&(_, k, w)| match w {
+                Weight::Param(base) | Weight::HalfSquare(base) if k == plan.order => {
+                    params[base..base + d].iter().any(|&v| v != params[base])
+                }
+                _ => false,
+            }),
+            _ => false,
         });
+        plan.collapsible = !varying_top_weight
+            && (0..plan.terms.len()).all(|t| {
+                let k = plan.order;
+                let w0 = weights[(t * plan.n_dirs) * k + k - 1];
+                (0..plan.n_dirs).all(|s| weights[(t * plan.n_dirs + s) * k + k - 1] == w0)
+            });
         Ok(plan)
     }
 
@@ -479,6 +596,7 @@ impl StepPlan {
                             let w = match w {
                                 Weight::Scaled(c) => c,
                                 Weight::Param(base) => params[base + j as usize],
+                                Weight::HalfSquare(base) => 0.5 * params[base + j as usize].powi(2),
                             };
                             weigh(t, first + s, k, scale * w);
                         }
@@ -495,7 +613,9 @@ impl StepPlan {
                         }
                     }
                 }
-                Group::Fixed { first, jets, reads } => {
+                Group::Fixed {
+                    first, jets, reads, ..
+                } => {
                     for (n, jet) in jets.iter().enumerate() {
                         for &(slot, var) in &jet.slots {
                             if slot <= k_max {
@@ -544,6 +664,48 @@ impl StepPlan {
                 }
             }
         }
+    }
+
+    /// What the readout weights of every `partial` and `time-derivative` term combine to, expanded
+    /// with the partition formula (in term order): the contamination analysis of the fixed jets.
+    pub fn fixed_checks(&self) -> Vec<FixedCheck> {
+        let mut out = Vec::new();
+        for g in &self.groups {
+            let Group::Fixed {
+                jets,
+                reads,
+                targets,
+                ..
+            } = g
+            else {
+                continue;
+            };
+            for (t, target) in targets {
+                let mut sum: std::collections::BTreeMap<MultiIndex, f64> = Default::default();
+                for &(_, j, k, w) in reads.iter().filter(|r| r.0 == *t) {
+                    for term in planner::expand(&JetSpec::new(k, &jets[j].slots), k) {
+                        *sum.entry(term.derivative).or_insert(0.0) += w * term.coefficient;
+                    }
+                }
+                out.push(FixedCheck {
+                    term: self.terms[*t].clone(),
+                    target: target.clone(),
+                    combination: sum
+                        .into_iter()
+                        .map(|(derivative, coefficient)| planner::Term {
+                            derivative,
+                            coefficient,
+                        })
+                        .collect(),
+                });
+            }
+        }
+        out
+    }
+
+    /// How the fixed jets were chosen.
+    pub fn sharing(&self) -> JetSharing {
+        self.sharing
     }
 
     /// Whether the estimate is unbiased (`true` for sparse and dense, exact for exact).
@@ -609,6 +771,7 @@ impl StepPlan {
                         let w = match w {
                             Weight::Scaled(c) => format!("{c}"),
                             Weight::Param(_) => "b_j".into(),
+                            Weight::HalfSquare(_) => "½σ_j²".into(),
                         };
                         let _ = writeln!(
                             s,
@@ -627,18 +790,76 @@ impl StepPlan {
                         );
                     }
                 }
-                Group::Fixed { jets, reads, .. } => {
+                Group::Fixed {
+                    jets,
+                    reads,
+                    targets,
+                    ..
+                } => {
+                    let names = VarNames {
+                        dim: self.dim,
+                        time: self.stride > self.dim,
+                    };
+                    let _ = writeln!(
+                        s,
+                        "  {} fixed jet{} ({})",
+                        jets.len(),
+                        if jets.len() == 1 { "" } else { "s" },
+                        match self.sharing {
+                            JetSharing::Shared =>
+                                "planned: shared between terms, clean coefficients reused",
+                            JetSharing::PerDerivative => "naive: one pushforward per derivative",
+                        }
+                    );
                     for (n, jet) in jets.iter().enumerate() {
-                        let analysis = planner::analyze(jet, jet.order);
-                        let _ = writeln!(s, "  fixed J{n}: {jet}");
-                        let _ = write!(s, "{}", indent(&analysis.to_string(), "      "));
+                        let _ = writeln!(s, "  fixed J{n}: {}", names.jet(jet));
                     }
-                    for (t, jet, k, w) in reads {
+                    let checks = self.fixed_checks();
+                    for ((t, _), check) in targets.iter().zip(&checks) {
+                        let mine: Vec<&Read> = reads.iter().filter(|r| r.0 == *t).collect();
+                        let sum: Vec<String> = mine
+                            .iter()
+                            .map(|(_, j, k, w)| format!("{w:+}·J{j}[y{k}]"))
+                            .collect();
                         let _ = writeln!(
                             s,
-                            "    {} ({}) += {w:+}·J{jet}[y{k}]",
-                            self.terms[*t], self.descriptions[*t]
+                            "    {} ({}) = {}",
+                            self.terms[*t],
+                            self.descriptions[*t],
+                            sum.join(" ")
                         );
+                        for (_, j, k, _) in &mine {
+                            let terms = planner::expand(&JetSpec::new(*k, &jets[*j].slots), *k);
+                            let _ = writeln!(s, "      J{j}[y{k}] = {}", names.terms(&terms));
+                        }
+                        let _ = writeln!(
+                            s,
+                            "      combined: {} ({})",
+                            names.terms(&check.combination),
+                            if check.is_clean() {
+                                if mine.len() == 1 {
+                                    "clean"
+                                } else {
+                                    "clean: contaminants cancel"
+                                }
+                            } else {
+                                "CONTAMINATED"
+                            }
+                        );
+                    }
+                    let dirty: Vec<&str> = checks
+                        .iter()
+                        .filter(|c| !c.is_clean())
+                        .map(|c| c.term.as_str())
+                        .collect();
+                    if dirty.is_empty() {
+                        let _ = writeln!(
+                            s,
+                            "  contamination: none (every term's weighted coefficients combine to \
+                             exactly its derivative)"
+                        );
+                    } else {
+                        let _ = writeln!(s, "  contamination: in {}", dirty.join(", "));
                     }
                 }
                 Group::Windows {
@@ -678,6 +899,135 @@ impl StepPlan {
         let _ = writeln!(s, "estimator: {}", self.unbiasedness());
         s
     }
+}
+
+/// Names the variables of jets and derivatives as in the problem: `x0 … x_{d−1}`, and `t` for the
+/// time column `d`.
+struct VarNames {
+    dim: usize,
+    time: bool,
+}
+
+impl VarNames {
+    fn var(&self, v: usize) -> String {
+        if self.time && v == self.dim {
+            "t".into()
+        } else {
+            format!("x{v}")
+        }
+    }
+
+    /// `11-jet [v2=e_x0, v5=e_t]`.
+    fn jet(&self, jet: &JetSpec) -> String {
+        let slots: Vec<String> = jet
+            .slots
+            .iter()
+            .map(|&(j, v)| format!("v{j}=e_{}", self.var(v)))
+            .collect();
+        format!("{}-jet [{}]", jet.order, slots.join(", "))
+    }
+
+    /// `∂^4/∂x0^3∂t`, as [`MultiIndex`]'s `Display` with the time named.
+    fn index(&self, m: &MultiIndex) -> String {
+        let mut s = match m.total_order() {
+            0 => return "∂^0".into(),
+            1 => "∂/".to_string(),
+            n => format!("∂^{n}/"),
+        };
+        for &(v, q) in m.entries() {
+            let _ = write!(s, "∂{}", self.var(v));
+            if q > 1 {
+                let _ = write!(s, "^{q}");
+            }
+        }
+        s
+    }
+
+    /// `5760·∂^4/∂x0^3∂t + …`, or `0`.
+    fn terms(&self, terms: &[planner::Term]) -> String {
+        if terms.is_empty() {
+            return "0".into();
+        }
+        terms
+            .iter()
+            .map(|t| format!("{}·{}", t.coefficient, self.index(&t.derivative)))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
+}
+
+/// The fixed jets and readouts of `targets` (`(term, derivative)`), each planned by the planner and
+/// shared (or not) as `sharing` says. `order` is the jet order the other groups already need: under
+/// sharing, a coefficient up to the larger of it and the planned orders costs nothing more.
+fn plan_fixed(
+    targets: &[(usize, MultiIndex)],
+    sharing: JetSharing,
+    params: &PlannerParams,
+    order: usize,
+    names: &[&str],
+) -> Result<(Vec<JetSpec>, Vec<Read>), StepPlanError> {
+    let own: Vec<Plan> = targets
+        .iter()
+        .map(|(t, target)| {
+            planner::plan(target, params).map_err(|source| StepPlanError::Plan {
+                term: names[*t].to_owned(),
+                source,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let top = |p: &Plan| p.readouts.iter().map(|r| r.order).max().unwrap_or(0);
+    let mut jets: Vec<JetSpec> = Vec::new();
+    let mut reads = Vec::new();
+    match sharing {
+        JetSharing::PerDerivative => {
+            for ((t, _), plan) in targets.iter().zip(&own) {
+                let base = jets.len();
+                jets.extend(plan.jets.iter().cloned());
+                reads.extend(
+                    plan.readouts
+                        .iter()
+                        .map(|r| (*t, base + r.jet, r.order, r.weight)),
+                );
+            }
+        }
+        JetSharing::Shared => {
+            let cap = own
+                .iter()
+                .map(top)
+                .max()
+                .unwrap_or(0)
+                .max(order)
+                .min(planner::MAX_EXPAND_ORDER);
+            // Most demanding first (a stable sort keeps the declaration order among equals).
+            let mut by_order: Vec<usize> = (0..targets.len()).collect();
+            by_order.sort_by_key(|&i| std::cmp::Reverse(top(&own[i])));
+            for i in by_order {
+                let (t, target) = &targets[i];
+                if let Some((j, k, w)) = clean_readout(&jets, target, cap) {
+                    jets[j].order = jets[j].order.max(k);
+                    reads.push((*t, j, k, w));
+                    continue;
+                }
+                for r in &own[i].readouts {
+                    let j = push_jet(&mut jets, own[i].jets[r.jet].clone());
+                    reads.push((*t, j, r.order, r.weight));
+                }
+            }
+        }
+    }
+    Ok((jets, reads))
+}
+
+/// The lowest coefficient `y_k`, `k ≤ cap`, of any of `jets` that is a multiple of `target` alone,
+/// as `(jet, k, 1/multiple)`.
+fn clean_readout(jets: &[JetSpec], target: &MultiIndex, cap: usize) -> Option<(usize, usize, f64)> {
+    (1..=cap).find_map(|k| {
+        jets.iter().enumerate().find_map(|(j, jet)| {
+            let a = planner::analyze(&JetSpec::new(k, &jet.slots), k);
+            a.is_clean_for(target)
+                .then(|| (j, k, 1.0 / a.terms[0].coefficient))
+        })
+    })
 }
 
 fn indent(text: &str, prefix: &str) -> String {

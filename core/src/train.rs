@@ -227,6 +227,10 @@ pub struct Evaluation {
     /// problem, so `rel_l2 · exact_rms` is the absolute RMS error.
     #[serde(default)]
     pub exact_rms: f64,
+    /// For a problem judged at one point: the model's value there (the errors above are then those
+    /// of this one value, and NaN where the problem gives no reference value at this dimension).
+    #[serde(default)]
+    pub point_value: Option<f64>,
 }
 
 /// The trainer's resumable state besides the device buffers.

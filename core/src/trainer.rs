@@ -10,10 +10,10 @@ use crate::batch::JetShape;
 use crate::expr::diff::{diff, simplify, Var};
 use crate::expr::{BinOp, Expr, ExprKind, Scope};
 use crate::mlp::{Mlp, MlpShape};
-use crate::problem::{Domain, Instance, ProblemSpec};
+use crate::problem::{Domain, GradientMatch, Instance, ProblemSpec};
 use crate::program::{lower, Program};
-use crate::rng::{streams, Philox, PointSampler, TimeSampler};
-use crate::step_plan::{StepPlan, StepPlanError};
+use crate::rng::{self, streams, Philox, PointSampler, TimeSampler};
+use crate::step_plan::StepPlan;
 use crate::train::{
     ConfigError, EstimatorKind, Evaluation, HostState, Progress, TrainConfig, TrainError,
 };
@@ -57,6 +57,15 @@ pub fn loss_program(
     lower::lower(&outs, scope)
 }
 
+/// Directions of a gradient-matching constraint: every coordinate under the exact estimator, else
+/// `V` of them (at most `d`).
+fn gradient_dirs(cfg: &TrainConfig) -> usize {
+    match cfg.estimator {
+        EstimatorKind::Exact => cfg.dim,
+        _ => cfg.rand_dims.min(cfg.dim),
+    }
+}
+
 fn point_sampler(domain: Domain) -> PointSampler {
     match domain {
         Domain::Ball => PointSampler::Ball,
@@ -76,6 +85,9 @@ struct Group<B: GenericStep> {
     shape: JetShape,
     n_terms: usize,
     loss: B::Compiled,
+    /// A gradient-matching constraint's own ansatz and probes (else the problem's ansatz, and the
+    /// residual's probes for group 0 or none for the other constraints).
+    gradient: Option<GradientProbes<B>>,
     points: B::Buf,
     ansatz: B::Buf,
     z: Vec<B::Buf>,
@@ -83,6 +95,61 @@ struct Group<B: GenericStep> {
     features: B::Buf,
     /// Feature cotangents, then the per-point loss terms.
     out: B::Buf,
+}
+
+/// The probes of a gradient-matching constraint: `V` coordinate directions of order 1 (all `d` under
+/// the exact estimator, else `V` drawn without replacement every step), read one per feature, so
+/// feature `1 + s` is `∂e/∂x_{j_s}`.
+struct GradientProbes<B: GenericStep> {
+    /// The ansatz `[α·A + β, α·B]`, whose readout is the series of `e`.
+    ansatz: B::Compiled,
+    /// Whether the coordinates are drawn every step (else `0..d`).
+    sampled: bool,
+    /// Which substream of the index-set generator draws them.
+    substream: u32,
+    host_idx: Vec<u32>,
+    idx: B::Idx,
+    coeff: B::Buf,
+    weights: B::Buf,
+}
+
+/// The loss program of a gradient-matching constraint with `n_dirs` sampled directions: features
+/// `e` and `∂e/∂x_{j_s}`; per-point loss `w·(e² + c·Σ_s (∂e/∂x_{j_s})²)` with `c = C_g·d/V` (the
+/// unbiased estimate of `C_g·‖∇ₓe‖²`), and the features' cotangents.
+///
+/// # Errors
+/// A program that cannot be lowered (a defect).
+fn gradient_loss_program(
+    scope: &Scope,
+    weight: f64,
+    scale: f64,
+    n_dirs: usize,
+    n_points: usize,
+) -> Result<Program, crate::expr::ExprError> {
+    let names: Vec<String> = (0..n_dirs).map(|s| format!("grad{s}")).collect();
+    let scope = Scope {
+        terms: names.clone(),
+        ..scope.clone()
+    };
+    let e = Expr::new(ExprKind::Solution);
+    let cot = 2.0 * weight / n_points as f64;
+    let mut outs = vec![bin(BinOp::Mul, num(cot), e.clone())];
+    let mut squares = bin(BinOp::Pow, e, num(2.0));
+    let mut grads = None;
+    for name in names {
+        let g = Expr::new(ExprKind::Term(name));
+        outs.push(bin(BinOp::Mul, num(cot * scale), g.clone()));
+        let sq = bin(BinOp::Pow, g, num(2.0));
+        grads = Some(match grads {
+            None => sq,
+            Some(acc) => bin(BinOp::Add, acc, sq),
+        });
+    }
+    if let Some(gs) = grads {
+        squares = bin(BinOp::Add, squares, bin(BinOp::Mul, num(scale), gs));
+    }
+    outs.push(bin(BinOp::Mul, num(weight), squares));
+    lower::lower(&outs, &scope)
 }
 
 /// A training run on one backend.
@@ -94,6 +161,12 @@ pub struct Trainer<'b, B: GenericStep> {
     shape: MlpShape,
     ansatz_prog: B::Compiled,
     data_prog: B::Compiled,
+    /// The ansatz program `[A, B]` for host evaluation ([`Trainer::ansatz_at`], [`Trainer::predict`]).
+    ansatz_host: Program,
+    /// The data program `[g, u*]` for host evaluation ([`Trainer::exact_at`]).
+    data_host: Program,
+    /// Floating-point operations of the residual's loss and the ansatz program per step.
+    program_flops: f64,
     groups: Vec<Group<B>>,
     params: B::Buf,
     grad: B::Buf,
@@ -117,6 +190,8 @@ pub struct Trainer<'b, B: GenericStep> {
 
 struct TestSet<B: GenericStep> {
     sampling: PointSampling,
+    /// Test points: `cfg.test_points`, or 1 for a problem judged at its reference point.
+    total: usize,
     chunk: usize,
     resident: bool,
     exact_ready: bool,
@@ -150,13 +225,6 @@ pub fn check_config(
     cfg.validate_generic()?;
     let instance = spec.instantiate(cfg.dim, cfg.seed)?;
     let plan = StepPlan::new(&instance, cfg.estimator, cfg.rand_dims)?;
-    if plan.kind == ProbeKind::Dense && instance.scope.has_time {
-        return Err(StepPlanError::Term {
-            term: String::new(),
-            reason: "dense probes are not available for time-dependent problems; use --estimator sparse or exact".into(),
-        }
-        .into());
-    }
     Ok((instance, plan))
 }
 
@@ -211,11 +279,12 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
         resume: Option<HostState>,
     ) -> Result<Self, TrainError> {
         let (instance, plan) = check_config(&cfg, spec)?;
-        if instance.exact.is_none() {
+        if instance.exact.is_none() && instance.reference.is_none() {
             return Err(ConfigError::Invalid {
                 field: "equation",
                 reason: format!(
-                    "problem `{}` has no [exact] solution; training evaluates its error against one",
+                    "problem `{}` has neither an [exact] solution nor a [reference] value; training \
+                     evaluates its error against one",
                     spec.name
                 ),
             }
@@ -228,9 +297,11 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
             field: "equation",
             reason: e.to_string(),
         };
-        let ansatz_prog =
-            backend.compile_program(&instance.ansatz_program().map_err(compile_err)?)?;
-        let data_prog = backend.compile_program(&instance.data_program().map_err(compile_err)?)?;
+        let ansatz_host = instance.ansatz_program().map_err(compile_err)?;
+        let data_host = instance.data_program().map_err(compile_err)?;
+        let ansatz_prog = backend.compile_program(&ansatz_host)?;
+        let data_prog = backend.compile_program(&data_host)?;
+        let mut program_flops = crate::cost::program_flops(&ansatz_host);
         let time = match instance.spec.time {
             Some(t) => TimeSampler::Uniform { end: t.end as f32 },
             None => TimeSampler::None,
@@ -239,61 +310,118 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
         let alloc = |len: usize, what| backend.alloc(len.max(1), what);
         let n_layers = shape.n_layers();
         // Residual group, then one group per soft constraint.
-        let mut specs: Vec<(PointSampling, JetShape, usize, Expr, Scope, f64)> = Vec::new();
+        type GroupSpec = (PointSampling, JetShape, usize, Expr, Scope, f64);
+        let mut specs: Vec<(GroupSpec, Option<GradientMatch>)> = Vec::new();
         specs.push((
-            PointSampling {
-                sampler: point_sampler(instance.spec.pde.domain),
-                time,
-                first: 0,
-                n: cfg.batch,
-                d,
-                stream: streams::RESIDUAL_POINTS,
-            },
-            JetShape {
-                order: plan.order,
-                n_dirs: plan.n_dirs,
-                n_points: cfg.batch,
-                width: cfg.width,
-                collapsed,
-            },
-            plan.terms.len(),
-            instance.residual.clone(),
-            instance.scope.clone(),
-            instance.spec.pde.weight,
+            (
+                PointSampling {
+                    sampler: point_sampler(instance.spec.pde.domain),
+                    time,
+                    first: 0,
+                    n: cfg.batch,
+                    d,
+                    stream: streams::RESIDUAL_POINTS,
+                },
+                JetShape {
+                    order: plan.order,
+                    n_dirs: plan.n_dirs,
+                    n_points: cfg.batch,
+                    width: cfg.width,
+                    collapsed,
+                },
+                plan.terms.len(),
+                instance.residual.clone(),
+                instance.scope.clone(),
+                instance.spec.pde.weight,
+            ),
+            None,
         ));
         for (c, con) in instance.constraints.iter().enumerate() {
             let ctime = match (con.at_time, time) {
                 (Some(t), _) => TimeSampler::Fixed(t as f32),
                 (None, t) => t,
             };
+            // Gradient matching reads `V` coordinate directions of order 1 (all `d` when exact).
+            let (order, n_dirs) = match &con.gradient {
+                Some(_) => (1, gradient_dirs(&cfg)),
+                None => (0, 1),
+            };
             specs.push((
-                PointSampling {
-                    sampler: point_sampler(con.domain),
-                    time: ctime,
-                    first: 0,
-                    n: cfg.batch,
-                    d,
-                    stream: CONSTRAINT_POINTS + c as u32,
-                },
-                JetShape {
-                    order: 0,
-                    n_dirs: 1,
-                    n_points: cfg.batch,
-                    width: cfg.width,
-                    collapsed: false,
-                },
-                0,
-                con.equation.clone(),
-                con.scope.clone(),
-                con.weight,
+                (
+                    PointSampling {
+                        sampler: point_sampler(con.domain),
+                        time: ctime,
+                        first: 0,
+                        n: con.points.unwrap_or(cfg.batch),
+                        d,
+                        stream: CONSTRAINT_POINTS + c as u32,
+                    },
+                    JetShape {
+                        order,
+                        n_dirs,
+                        n_points: con.points.unwrap_or(cfg.batch),
+                        width: cfg.width,
+                        collapsed: false,
+                    },
+                    if con.gradient.is_some() { n_dirs } else { 0 },
+                    con.equation.clone(),
+                    con.scope.clone(),
+                    con.weight,
+                ),
+                con.gradient.clone(),
             ));
         }
         let mut groups = Vec::new();
         let mut max_rows = 0;
-        for (sampling, hidden, n_terms, residual, scope, weight) in specs {
-            let loss = backend.compile_program(
-                &loss_program(&residual, &scope, weight, hidden.n_points).map_err(compile_err)?,
-            )?;
+        for (g, ((sampling, hidden, n_terms, residual, scope, weight), gradient)) in
+            specs.into_iter().enumerate()
+        {
+            let loss_host = match &gradient {
+                None => loss_program(&residual, &scope, weight, hidden.n_points),
+                Some(m) => {
+                    let sampled_scale = d as f64 / hidden.n_dirs as f64;
+                    gradient_loss_program(
+                        &scope,
+                        weight,
+                        m.weight * sampled_scale,
+                        hidden.n_dirs,
+                        hidden.n_points,
+                    )
+                }
+            }
+            .map_err(compile_err)?;
+            if g == 0 {
+                program_flops += crate::cost::program_flops(&loss_host);
+            }
+            let loss = backend.compile_program(&loss_host)?;
+            let gradient = match &gradient {
+                None => None,
+                Some(m) => {
+                    let v = hidden.n_dirs;
+                    let ansatz = instance.constraint_ansatz_program(m).map_err(compile_err)?;
+                    // Feature `1 + s` reads the first coefficient of direction `s` alone.
+                    let mut weights = vec![0.0f32; v * v];
+                    for s in 0..v {
+                        weights[s * v + s] = 1.0;
+                    }
+                    let mut w = alloc(v * v, "gradient readout weights")?;
+                    backend.upload(&mut w, 0, &weights);
+                    let mut coeff = alloc(v, "gradient probe coefficients")?;
+                    backend.upload(&mut coeff, 0, &vec![1.0f32; v]);
+                    let host_idx: Vec<u32> = (0..v as u32).collect();
+                    let mut idx = backend.alloc_idx(v, "gradient probe indices")?;
+                    backend.upload_idx(&mut idx, &host_idx);
+                    Some(GradientProbes {
+                        ansatz: backend.compile_program(&ansatz)?,
+                        sampled: v < d,
+                        substream: 1 + g as u32,
+                        host_idx,
+                        idx,
+                        coeff,
+                        weights: w,
+                    })
+                }
+            };
             let rows = hidden.n_rows();
             max_rows = max_rows.max(rows);
             let mut z = Vec::new();
@@ -311,6 +439,7 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                 shape: hidden,
                 n_terms,
                 loss,
+                gradient,
                 points: alloc(n * stride, "points")?,
                 ansatz: alloc(
                     JetShape {
@@ -335,8 +464,14 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
             n: cfg.test_points,
             ..groups[0].sampling
         };
-        let chunk = (RESIDENT_TEST_VALUES / stride).clamp(1, cfg.test_points);
-        let resident = chunk == cfg.test_points;
+        // A problem judged at its reference point evaluates that one point.
+        let total = if instance.reference.is_some() {
+            1
+        } else {
+            cfg.test_points
+        };
+        let chunk = (RESIDENT_TEST_VALUES / stride).clamp(1, total);
+        let resident = chunk == total;
         let mut tz = Vec::new();
         let mut th = Vec::new();
         for l in 0..n_layers {
@@ -348,6 +483,7 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
         }
         let test = TestSet {
             sampling: test_sampling,
+            total,
             chunk,
             resident,
             exact_ready: false,
@@ -389,6 +525,9 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
             shape,
             ansatz_prog,
             data_prog,
+            ansatz_host,
+            data_host,
+            program_flops,
             groups,
             test,
             progress: Progress {
@@ -474,50 +613,33 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
 
     /// The arithmetic and memory traffic of one step (see [`crate::cost`]).
     pub fn step_cost(&self) -> crate::cost::StepCost {
-        let programs = loss_program(
-            &self.instance.residual,
-            &self.instance.scope,
-            self.instance.spec.pde.weight,
-            self.cfg.batch,
-        )
-        .map(|p| crate::cost::program_flops(&p))
-        .unwrap_or(0.0);
-        let ansatz = self
-            .instance
-            .ansatz_program()
-            .map(|p| crate::cost::program_flops(&p))
-            .unwrap_or(0.0);
-        crate::cost::StepCost::of_plan(&self.cfg, &self.plan, programs + ansatz)
+        crate::cost::StepCost::of_plan(&self.cfg, &self.plan, self.program_flops)
     }
 
     /// The exact solution at row-major host points (rows of the input width), in f64; `None` for
     /// a problem without one.
     pub fn exact_at(&self, points: &[f64]) -> Option<Vec<f64>> {
         self.instance.exact.as_ref()?;
-        let program = self.instance.data_program().ok()?;
         let rows = points.len() / self.plan.stride.max(1);
-        let out =
-            crate::program::interp::run_primal(&program, rows, points, &[], &self.instance.params);
+        let out = self.run_host(&self.data_host, rows, points);
         Some(out[rows..2 * rows].to_vec())
     }
 
     /// The ansatz factors `A` and `B` at row-major host points (rows of the input width), in f64.
     pub fn ansatz_at(&self, points: &[f64]) -> (Vec<f64>, Vec<f64>) {
         let rows = points.len() / self.plan.stride.max(1);
-        match self.instance.ansatz_program() {
-            Ok(program) => {
-                let out = crate::program::interp::run_primal(
-                    &program,
-                    rows,
-                    points,
-                    &[],
-                    &self.instance.params,
-                );
-                (out[..rows].to_vec(), out[rows..2 * rows].to_vec())
-            }
-            // A checked ansatz always lowers; the trainer could not have been built otherwise.
-            Err(_) => (vec![0.0; rows], vec![1.0; rows]),
-        }
+        let out = self.run_host(&self.ansatz_host, rows, points);
+        (out[..rows].to_vec(), out[rows..2 * rows].to_vec())
+    }
+
+    /// A problem program in f64 on the host at `rows` row-major points.
+    fn run_host(&self, program: &Program, rows: usize, points: &[f64]) -> Vec<f64> {
+        crate::program::interp::run_primal(program, rows, points, &[], &self.instance.params)
+    }
+
+    /// The reference point of a problem judged at one point.
+    pub fn reference(&self) -> Option<&crate::problem::PointReference> {
+        self.instance.reference.as_ref()
     }
 
     /// The row length of the model's input: `d`, plus one for the time.
@@ -558,11 +680,30 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
         let be = self.backend;
         if let Some(dist) = self.plan.dense {
             let count = self.plan.n_dirs * self.plan.stride;
-            let what = match dist {
-                crate::estimator::Distribution::Rademacher => Sampling::Rademacher { count },
-                crate::estimator::Distribution::Gaussian => Sampling::Gaussian { count },
-            };
-            be.sample(what, self.cfg.seed, step, &mut self.dense);
+            if self.plan.stride > self.plan.dim {
+                // A dense tangent moves space only: its time column must be 0, so the draw (the
+                // same numbers as the device's) is made on the host, where the column is cleared.
+                let mut host = vec![0.0f32; count];
+                let philox = Philox::new(self.cfg.seed);
+                match dist {
+                    crate::estimator::Distribution::Rademacher => {
+                        philox.fill_rademacher_f32(streams::DENSE_TANGENTS, step, &mut host);
+                    }
+                    crate::estimator::Distribution::Gaussian => {
+                        philox.fill_normal_f32(streams::DENSE_TANGENTS, step, &mut host);
+                    }
+                }
+                for row in host.chunks_exact_mut(self.plan.stride) {
+                    row[self.plan.dim] = 0.0;
+                }
+                be.upload(&mut self.dense, 0, &host);
+            } else {
+                let what = match dist {
+                    crate::estimator::Distribution::Rademacher => Sampling::Rademacher { count },
+                    crate::estimator::Distribution::Gaussian => Sampling::Gaussian { count },
+                };
+                be.sample(what, self.cfg.seed, step, &mut self.dense);
+            }
         }
         let stride = self.plan.stride;
         let n_layers = self.shape.n_layers();
@@ -570,20 +711,36 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
         for gi in 0..self.groups.len() {
             let g = &mut self.groups[gi];
             let hidden = g.shape;
-            let probes = if gi == 0 {
-                SlotProbes::<B> {
+            if let Some(gp) = g.gradient.as_mut().filter(|gp| gp.sampled) {
+                rng::sample_index_set_sub(
+                    self.cfg.seed,
+                    step,
+                    gp.substream,
+                    self.cfg.dim,
+                    hidden.n_dirs,
+                    &mut gp.host_idx,
+                );
+                be.upload_idx(&mut gp.idx, &gp.host_idx);
+            }
+            let probes = match (&g.gradient, gi) {
+                (Some(gp), _) => SlotProbes::<B> {
+                    kind: ProbeKind::OneHot,
+                    slot_index: &gp.idx,
+                    slot_coeff: &gp.coeff,
+                    dense: &self.empty,
+                },
+                (None, 0) => SlotProbes::<B> {
                     kind: self.plan.kind,
                     slot_index: &self.slot_index,
                     slot_coeff: &self.slot_coeff,
                     dense: &self.dense,
-                }
-            } else {
-                SlotProbes::<B> {
+                },
+                (None, _) => SlotProbes::<B> {
                     kind: ProbeKind::OneHot,
                     slot_index: &self.empty_idx,
                     slot_coeff: &self.empty,
                     dense: &self.empty,
-                }
+                },
             };
             be.sample_points(g.sampling, self.cfg.seed, step, &mut g.points);
             let ashape = JetShape {
@@ -592,7 +749,9 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                 ..hidden
             };
             be.run_program_series(
-                &self.ansatz_prog,
+                g.gradient
+                    .as_ref()
+                    .map_or(&self.ansatz_prog, |gp| &gp.ansatz),
                 ashape,
                 &g.points,
                 &probes,
@@ -634,7 +793,11 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                 shape: hidden.with_width(1),
                 n_terms: g.n_terms,
             };
-            let weights = if gi == 0 { &self.weights } else { &self.empty };
+            let weights = match (&g.gradient, gi) {
+                (Some(gp), _) => &gp.weights,
+                (None, 0) => &self.weights,
+                (None, _) => &self.empty,
+            };
             be.readout_forward(
                 readout,
                 &g.z[n_layers - 1],
@@ -755,24 +918,35 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
 
     /// Evaluates the relative L2 and L1 errors against the exact solution on the fixed test set
     /// (drawn from the residual domain on the `TEST_POINTS` stream, step 0), and updates the best.
+    /// A problem with a `[reference]` is judged at its one point instead: the errors are those of
+    /// the model's value there ([`Evaluation::point_value`]); where the problem gives no value at
+    /// this dimension they are NaN and the evaluation is not recorded in the progress.
     ///
     /// # Errors
     /// [`TrainError::Backend`] if a read fails.
     pub async fn evaluate(&mut self) -> Result<Evaluation, TrainError> {
         let be = self.backend;
         let stride = self.plan.stride;
-        let total = self.cfg.test_points;
+        let total = self.test.total;
         let chunk = self.test.chunk;
         let n_layers = self.shape.n_layers();
         let dims = self.shape.dims.clone();
         let (mut diff2, mut ref2, mut diff1, mut ref1) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+        // The model's value at the last test point: the reference point's, when judged there.
+        let mut last_value = f64::NAN;
         let mut first = 0;
         while first < total {
             let n = chunk.min(total - first);
             let t = &mut self.test;
             // A resident set (one chunk) is drawn and solved once; a large one is redrawn chunk by
             // chunk at every evaluation, so no run ever holds N_test × d values.
-            if !t.resident || !t.exact_ready {
+            if let Some(reference) = &self.instance.reference {
+                if !t.exact_ready {
+                    let row: Vec<f32> = reference.point.iter().map(|&v| v as f32).collect();
+                    be.upload(&mut t.points, 0, &row);
+                    t.exact = vec![reference.value.unwrap_or(f64::NAN)];
+                }
+            } else if !t.resident || !t.exact_ready {
                 let s = PointSampling {
                     first,
                     n,
@@ -837,6 +1011,7 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
             let ab = be.download(&t.ab, 0, 2 * n).await?;
             for i in 0..n {
                 let u = f64::from(ab[i]) + f64::from(ab[n + i]) * f64::from(m[i]);
+                last_value = u;
                 let e = t.exact[i];
                 diff2 += (u - e) * (u - e);
                 ref2 += e * e;
@@ -851,7 +1026,12 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
             rel_l2: (diff2 / ref2).sqrt(),
             rel_l1: diff1 / ref1,
             exact_rms: (ref2 / total as f64).sqrt(),
+            point_value: self.instance.reference.as_ref().map(|_| last_value),
         };
+        if !eval.rel_l2.is_finite() && eval.point_value.is_some() {
+            // Judged at a point whose value is unknown at this dimension: nothing to record.
+            return Ok(eval);
+        }
         self.progress.last = Some(eval);
         let better = match self.progress.best {
             Some(best) => eval.rel_l2 < best.rel_l2,
@@ -901,16 +1081,115 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
             params: params.iter().map(|&p| f64::from(p)).collect(),
         };
         let m = mlp.eval(points);
-        let program = self
-            .instance
-            .ansatz_program()
-            .map_err(|e| ConfigError::Invalid {
-                field: "equation",
-                reason: e.to_string(),
-            })?;
         let rows = m.len();
-        let ab =
-            crate::program::interp::run_primal(&program, rows, points, &[], &self.instance.params);
+        let ab = self.run_host(&self.ansatz_host, rows, points);
         Ok((0..rows).map(|i| ab[i] + ab[rows + i] * m[i]).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::reference::ReferenceBackend;
+
+    /// A gradient-matching constraint's loss is `w·mean(e² + C_g·(d/V)·Σ_{j∈J} (∂_j e)²)`: checked
+    /// against `predict` and central differences in `x` at the group's own points, with every
+    /// coordinate (exact) and with `V < d` sampled ones.
+    #[test]
+    fn gradient_matching_loss_matches_finite_differences_of_the_model() {
+        let text = "name = \"terminal\"\n[time]\nend = 0.5\n[terms]\nut = \"time-derivative\"\n\
+                    lap = \"laplacian\"\n[pde]\ndomain = \"sde-marginal\"\nlhs = \"ut + lap\"\n\
+                    rhs = \"0\"\nweight = 0.0\n[[constraint]]\ndomain = { gaussian = 0.8 }\n\
+                    at-time = 0.5\nequation = \"2 * u - 5 / (10 + 2 * norm2(x))\"\nweight = 3.0\n\
+                    gradient-weight = 0.25\n[reference]\nx = 0.0\nt = 0.0\nvalue = 1.0\n";
+        let spec = crate::problem::read("terminal.toml", text).unwrap();
+        let be = ReferenceBackend;
+        for (estimator, dim, rand_dims) in
+            [(EstimatorKind::Exact, 3, 3), (EstimatorKind::Sparse, 5, 2)]
+        {
+            let cfg = TrainConfig {
+                equation: "terminal".into(),
+                dim,
+                rand_dims,
+                estimator,
+                batch: 4,
+                width: 6,
+                depth: 3,
+                ..TrainConfig::default()
+            };
+            let mut t = Trainer::with_problem(&be, cfg, &spec, None).unwrap();
+            t.accumulate_gradient();
+            let loss = pollster::block_on(t.loss()).unwrap();
+            let g = &t.groups[1];
+            let points: Vec<f64> = g.points.clone();
+            let idx = g.gradient.as_ref().unwrap().host_idx.clone();
+            assert_eq!(idx.len(), rand_dims);
+            let stride = dim + 1;
+            let e_at = |rows: &[f64]| -> Vec<f64> {
+                let u = pollster::block_on(t.predict(rows)).unwrap();
+                rows.chunks_exact(stride)
+                    .zip(u)
+                    .map(|(x, u)| {
+                        let n2: f64 = x[..dim].iter().map(|v| v * v).sum();
+                        2.0 * u - 5.0 / (10.0 + 2.0 * n2)
+                    })
+                    .collect()
+            };
+            let e0 = e_at(&points);
+            let h = 1e-5;
+            let mut expected = 0.0;
+            for (n, row) in points.chunks_exact(stride).enumerate() {
+                assert!(
+                    (row[dim] - 0.5).abs() < 1e-12,
+                    "terminal points are at t = T"
+                );
+                let mut sq = 0.0;
+                for &j in &idx {
+                    let mut plus = row.to_vec();
+                    let mut minus = row.to_vec();
+                    plus[j as usize] += h;
+                    minus[j as usize] -= h;
+                    let de = (e_at(&plus)[0] - e_at(&minus)[0]) / (2.0 * h);
+                    sq += de * de;
+                }
+                let scale = dim as f64 / rand_dims as f64;
+                expected += 3.0 * (e0[n] * e0[n] + 0.25 * scale * sq);
+            }
+            expected /= points.len() as f64 / stride as f64;
+            assert!(
+                (loss - expected).abs() <= 1e-6 * expected.abs().max(1.0),
+                "{estimator:?}: loss {loss} vs {expected}"
+            );
+        }
+    }
+
+    /// Dense tangents of a problem with a time variable move space only: their time column is 0
+    /// every step, and the rest are the generator's Rademacher signs.
+    #[test]
+    fn dense_tangents_leave_the_time_column_alone() {
+        let text = "name = \"timed\"\n[time]\nend = 1.0\n[terms]\nlap = \"laplacian\"\n[pde]\n\
+                    domain = \"ball\"\nlhs = \"lap - u\"\nrhs = \"manufactured\"\n[exact]\n\
+                    solution = \"exp(-t) * norm2(x)\"\n";
+        let spec = crate::problem::read("timed.toml", text).unwrap();
+        let cfg = TrainConfig {
+            equation: "timed".into(),
+            dim: 4,
+            rand_dims: 3,
+            estimator: EstimatorKind::Dense,
+            batch: 2,
+            width: 4,
+            depth: 2,
+            ..TrainConfig::default()
+        };
+        let mut t = Trainer::with_problem(&ReferenceBackend, cfg, &spec, None).unwrap();
+        for _ in 0..2 {
+            t.accumulate_gradient();
+            assert_eq!(t.dense.len(), 3 * 5);
+            for row in t.dense.chunks_exact(5) {
+                assert_eq!(row[4], 0.0, "time column");
+                assert!(row[..4].iter().all(|v| v.abs() == 1.0), "{row:?}");
+            }
+            t.apply_update();
+        }
     }
 }

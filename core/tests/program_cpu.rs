@@ -7,9 +7,7 @@ mod forcing_program;
 use forcing_program::two_body_forcing;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
-use stde_core::backend::{
-    Backend, CpuBackend, Nonlinearity, ProbeKind, ProgramBackend, SlotProbes, SolutionKind,
-};
+use stde_core::backend::{CpuBackend, ProbeKind, ProgramBackend, SlotProbes};
 use stde_core::batch::JetShape;
 use stde_core::conformance::{compare, Tolerance};
 use stde_core::program::conformance::{self, check_primal, random_program};
@@ -65,7 +63,7 @@ fn two_body_f64(x: &[f64], c: &[f64]) -> [f64; 2] {
 }
 
 #[test]
-fn two_body_forcing_program_matches_f64_loops_and_the_forcing_kernel() {
+fn two_body_forcing_program_matches_f64_loops() {
     let b = CpuBackend::new();
     for dim in DIMS {
         let d = dim as usize;
@@ -88,28 +86,6 @@ fn two_body_forcing_program_matches_f64_loops_and_the_forcing_kernel() {
             Tolerance::F32,
         )
         .unwrap_or_else(|m| panic!("{m}"));
-        if d >= 2 {
-            let (mut g, mut e) = (vec![0.0f32; n], vec![0.0f32; n]);
-            let kind = SolutionKind::TwoBody;
-            b.forcing(
-                kind,
-                Nonlinearity::SineGordon,
-                n,
-                d,
-                &f32s(&c),
-                &f32s(&pts),
-                &mut g,
-                &mut e,
-            );
-            let kernel: Vec<f32> = g.iter().chain(&e).copied().collect();
-            compare(
-                &format!("program vs forcing kernel d={dim}"),
-                &got,
-                &kernel,
-                Tolerance::F32,
-            )
-            .unwrap_or_else(|m| panic!("{m}"));
-        }
     }
 }
 
@@ -272,8 +248,11 @@ fn series_match_the_interpreter_for_every_order_and_probe_kind() {
         let programs = [
             ("two-body forcing", two_body_forcing(dim)),
             ("time program", time_program(dim)),
-            ("two-body-like", conformance::two_body_like(dim)),
-            ("three-body-time", conformance::three_body_time(dim.max(3))),
+            ("two-body-like", conformance::pair_windows(dim)),
+            (
+                "three-body-time",
+                conformance::triple_windows_time(dim.max(3)),
+            ),
         ];
         for (name, p) in &programs {
             check_primal(&b, &format!("{name} d={dim}"), p, 5, Tolerance::F32)

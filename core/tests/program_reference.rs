@@ -6,7 +6,7 @@ use stde_core::backend::ProbeKind;
 use stde_core::batch::JetShape;
 use stde_core::conformance::Tolerance;
 use stde_core::jet::Jet;
-use stde_core::program::conformance::{check_programs, two_body_like};
+use stde_core::program::conformance::{check_programs, pair_windows};
 use stde_core::program::interp::{run_primal, run_series, HostProbes};
 
 #[test]
@@ -21,7 +21,7 @@ fn reference_backend_passes_program_conformance() {
 #[test]
 fn one_hot_series_matches_jet_arithmetic() {
     let dim = 6u32;
-    let p = two_body_like(dim);
+    let p = pair_windows(dim);
     let x: Vec<f64> = (0..dim).map(|j| 0.1 * f64::from(j) - 0.25).collect();
     let c: Vec<f64> = (0..dim - 1).map(|i| 0.3 + 0.2 * f64::from(i)).collect();
     let order = 4;

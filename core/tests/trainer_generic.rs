@@ -24,6 +24,9 @@ fn generic_gradient_matches_finite_differences() {
         ("third-order-mixed", 3, EstimatorKind::Exact, 2),
         ("heat", 2, EstimatorKind::Sparse, 2),
         ("sine-gordon-two-body", 4, EstimatorKind::Sparse, 2),
+        // Gradient matching on sampled coordinates (d/V scaling) and on every coordinate.
+        ("heat-parabolic", 3, EstimatorKind::Sparse, 2),
+        ("allen-cahn-parabolic", 2, EstimatorKind::Exact, 2),
     ] {
         let cfg = TrainConfig {
             equation: name.into(),
@@ -63,7 +66,7 @@ fn generic_gradient_matches_finite_differences() {
         // Directional derivatives along random directions supported on one part of the model at a
         // time (first-layer weights incl. the time column, first-layer biases, the rest): the loss
         // is read back in f32, so a whole direction moves it far more than its rounding.
-        let in_w = dim * 5 + usize::from(name == "heat") * 5;
+        let in_w = dim * 5 + usize::from(spec.time.is_some()) * 5;
         let parts = [(0, in_w), (in_w, in_w + 5), (in_w + 5, n)];
         for (part, &(lo, hi)) in parts.iter().enumerate() {
             let dir: Vec<f64> = (0..n)
@@ -102,7 +105,8 @@ fn cpu_generic_step_matches_reference_on_every_problem() {
     let cpu = stde_core::backend::cpu::CpuBackend::new();
     for (name, _) in stde_core::problem::BUILTIN {
         let spec = stde_core::problem::builtin(name).unwrap().unwrap();
-        let dim = 5;
+        // Problems fixed to a low dimension (the high-order ones) run at it.
+        let dim = spec.max_dim.map_or(5, |m| m.min(5));
         let estimator = spec.defaults.estimator.unwrap_or(EstimatorKind::Sparse);
         let cfg = TrainConfig {
             equation: name.into(),
@@ -147,13 +151,53 @@ fn cpu_generic_step_matches_reference_on_every_problem() {
             pollster::block_on(a.evaluate()).unwrap(),
             pollster::block_on(b.evaluate()).unwrap(),
         );
-        assert!(
-            close(ea.rel_l2, eb.rel_l2, 1e-3),
-            "{name}: rel L2 {} vs {}",
-            ea.rel_l2,
-            eb.rel_l2
-        );
+        match (ea.point_value, eb.point_value) {
+            // Judged at a point without a reference value at d = 5: compare the model's values.
+            (Some(va), Some(vb)) => {
+                assert!(ea.rel_l2.is_nan() && eb.rel_l2.is_nan(), "{name}");
+                assert!(close(va, vb, 1e-4), "{name}: u(point) {va} vs {vb}");
+            }
+            _ => assert!(
+                close(ea.rel_l2, eb.rel_l2, 1e-3),
+                "{name}: rel L2 {} vs {}",
+                ea.rel_l2,
+                eb.rel_l2
+            ),
+        }
     }
+}
+
+/// A problem judged at a reference point reports the relative error of the model's value there,
+/// which equals `|u_θ(point) − value| / |value|` computed from `predict`.
+#[test]
+fn a_problem_judged_at_a_point_reports_its_error_there() {
+    let spec = stde_core::problem::builtin("heat-parabolic")
+        .unwrap()
+        .unwrap();
+    let cfg = TrainConfig {
+        equation: "heat-parabolic".into(),
+        dim: 10,
+        rand_dims: 3,
+        batch: 8,
+        width: 16,
+        depth: 3,
+        ..TrainConfig::default()
+    };
+    let mut t = trainer::Trainer::with_problem(&ReferenceBackend, cfg, &spec, None).unwrap();
+    t.step();
+    let eval = pollster::block_on(t.evaluate()).unwrap();
+    let mut point = vec![0.0; 10];
+    point.push(0.0);
+    let u = pollster::block_on(t.predict(&point)).unwrap()[0];
+    let expected = (u - 0.47006).abs() / 0.47006;
+    assert!(
+        close(eval.rel_l2, expected, 1e-6),
+        "{} vs {expected}",
+        eval.rel_l2
+    );
+    assert!(close(eval.rel_l1, expected, 1e-6));
+    assert!(close(eval.point_value.unwrap(), u, 1e-6));
+    assert_eq!(t.progress().last, Some(eval));
 }
 
 /// A problem without an exact solution is refused with one clear error (training evaluates its
@@ -169,5 +213,9 @@ fn a_problem_without_an_exact_solution_is_refused() {
         ..TrainConfig::default()
     };
     let err = trainer::Trainer::with_problem(&ReferenceBackend, cfg, &spec, None).unwrap_err();
-    assert!(err.to_string().contains("no [exact] solution"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("neither an [exact] solution nor a [reference] value"),
+        "{err}"
+    );
 }

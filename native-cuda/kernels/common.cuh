@@ -8,7 +8,7 @@ typedef unsigned int u32;
 typedef unsigned long long u64;
 
 // Every kernel is launched with blocks of this many threads (a multiple of the warp size, which the
-// reductions below rely on); the host uses the same number (`BLOCK` in `backend.rs`).
+// reductions below rely on); the host uses the same number (`BLOCK` in `exec.rs`).
 #define STDE_BLOCK 256
 
 // The index of this thread in a one-dimensional grid, in 64 bits: flat buffers at d = 10^7 exceed 2^31.
@@ -56,18 +56,4 @@ __device__ T block_sum(T v, T* scratch) {
     // A second call may overwrite scratch[0]; make every thread read it first.
     __syncthreads();
     return total;
-}
-
-// The nonlinearity f(u) of `L u + f(u) = g` and its derivative, numbered as `Nonlinearity` on the host
-// (0 = Poisson's zero, 1 = Allen-Cahn's u − u³, 2 = Sine-Gordon's sin u).
-__device__ __forceinline__ double nonlinearity_value(u32 kind, double u) {
-    return kind == 1u ? u - u * u * u : (kind == 2u ? sin(u) : 0.0);
-}
-
-__device__ __forceinline__ float nonlinearity_value_f32(u32 kind, float u) {
-    return kind == 1u ? u - u * u * u : (kind == 2u ? sinf(u) : 0.0f);
-}
-
-__device__ __forceinline__ float nonlinearity_derivative_f32(u32 kind, float u) {
-    return kind == 1u ? 1.0f - 3.0f * u * u : (kind == 2u ? cosf(u) : 0.0f);
 }

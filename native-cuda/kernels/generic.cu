@@ -28,8 +28,7 @@ __device__ __forceinline__ float slot_column(const float* __restrict__ w1, const
 // The tangent row of every tangent block b = 1 .. n_blocks − 1 of the input layer's output with one-hot
 // probes: rows[(b − 1)·width + h] = Σ over the slots (s, k) stored in block b of c·W1[h, j]. Uncollapsed,
 // block b holds slot k = (b − 1) / V + 1 of direction s = (b − 1) % V; collapsed, the last block sums
-// slot K of every direction. `input_fill` then broadcasts each row to every point (n_dirs = the number of
-// rows), so the paper's case (slot 1 only, collapsed, order 2) costs what the slot-1 gather did.
+// slot K of every direction. `input_fill` (input_layer.cu) then broadcasts each row to every point.
 extern "C" __global__ void slot_gather(const float* __restrict__ w1, const u32* __restrict__ slot_index,
                                        const float* __restrict__ slot_coeff, float* __restrict__ rows,
                                        u32 n_dirs, u32 order, u32 width, u64 stride, u32 collapsed) {

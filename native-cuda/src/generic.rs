@@ -1,18 +1,18 @@
 //! `impl GenericStep for Engine<E>`: the problem-agnostic step primitives as cuBLAS products and the
-//! kernels of `generic.cu`, with every buffer checked on the host before a launch.
+//! kernels of `generic.cu` and `input_layer.cu`, with every buffer checked on the host before a launch.
 //!
-//! * **Input layer with slot probes.** The primal rows are the GEMM `x·W1ᵀ` of the fixed input layer.
-//!   One-hot probes: `slot_gather` computes one row `Σ c·W1[:, j]` per tangent block (the collapsed top
-//!   sums slot `K` of every direction), and `input_fill` adds the bias and broadcasts each row to every
-//!   point; the adjoint is the column sums of the tangent blocks' cotangents and `slot_scatter`. Dense
-//!   probes (slot 1 only) reuse the fixed layer's path: `V × stride` tangents through `W1` by cuBLAS,
-//!   `input_fill`, and `∂W1 += Gᵀ·V`. The paper's case (one-hot slot 1, collapsed, order 2) therefore
-//!   launches what the fixed layer launched, with one more (zero) row gathered and summed.
+//! * **Input layer with slot probes.** The primal rows are the GEMM `x·W1ᵀ`. One-hot probes:
+//!   `slot_gather` computes one row `Σ c·W1[:, j]` per tangent block (the collapsed top sums slot `K`
+//!   of every direction), and `input_fill` adds the bias and broadcasts each row to every point; the
+//!   adjoint is the column sums of the tangent blocks' cotangents and `slot_scatter`. Dense probes
+//!   (slot 1 only): the `V × stride` tangents through `W1` by cuBLAS, `input_fill`, and
+//!   `∂W1 += Gᵀ·V`.
 //! * **Readout.** One thread per point in `readout_forward`/`readout_backward`: the model output and the
 //!   ansatz series are block-major with the point innermost, so neighbouring threads read neighbouring
 //!   values of every block.
-//! * **Point samplers.** The paper's ball without a time column is the fixed `sample_ball` kernel; every
-//!   other sampler and time rule is `sample_points`, one thread block per point.
+//! * **Point samplers.** The unit ball without a time column is `Backend::sample`'s `sample_ball`
+//!   kernel (the same draws); every other sampler and time rule is `sample_points`, one thread block
+//!   per point.
 
 use stde_core::backend::{
     Backend, Gemm, GenericStep, PointSampling, ProbeKind, ReadoutShape, Sampling, SlotProbes,
@@ -385,7 +385,7 @@ impl<E: Executor> GenericStep for Engine<E> {
             "the SDE marginal sampler needs a uniform time"
         );
         if s.sampler == PointSampler::Ball && s.time == TimeSampler::None {
-            // The paper's sampler: the fixed kernel draws the same points.
+            // The ball without time: `Backend::sample`'s kernel draws the same points.
             self.sample(
                 Sampling::BallPoints {
                     first: s.first,

@@ -28,7 +28,7 @@ pub struct Header {
     pub text: &'static str,
 }
 
-/// Integer types, launch helpers, block reductions, the PDE nonlinearities.
+/// Integer types, launch helpers and block reductions.
 pub const COMMON: Header = Header {
     file_name: "common.cuh",
     text: include_str!("../kernels/common.cuh"),
@@ -80,14 +80,10 @@ pub const HEADERS: [Header; 6] = [
 pub enum Source {
     /// `bias.cu`: bias addition and column sums.
     Bias,
-    /// `input_layer.cu`: the sparse first layer's gather, fill and scatter-add.
+    /// `input_layer.cu`: the broadcast of the input layer's tangent rows to every point.
     InputLayer,
     /// `jet_activation.cu`: fused jet rules of tanh and sin, forward and adjoint.
     JetActivation,
-    /// `residual.cu`: the PINN residual and row norms.
-    Residual,
-    /// `forcing.cu`: the closed-form forcing and exact values.
-    Forcing,
     /// `sample.cu`: counter-based sampling.
     Sample,
     /// `adam.cu`: the fused Adam update.
@@ -98,12 +94,10 @@ pub enum Source {
 
 impl Source {
     /// Every kernel file.
-    pub const ALL: [Source; 8] = [
+    pub const ALL: [Source; 6] = [
         Source::Bias,
         Source::InputLayer,
         Source::JetActivation,
-        Source::Residual,
-        Source::Forcing,
         Source::Sample,
         Source::Adam,
         Source::Generic,
@@ -115,8 +109,6 @@ impl Source {
             Source::Bias => "bias.cu",
             Source::InputLayer => "input_layer.cu",
             Source::JetActivation => "jet_activation.cu",
-            Source::Residual => "residual.cu",
-            Source::Forcing => "forcing.cu",
             Source::Sample => "sample.cu",
             Source::Adam => "adam.cu",
             Source::Generic => "generic.cu",
@@ -129,8 +121,6 @@ impl Source {
             Source::Bias => include_str!("../kernels/bias.cu"),
             Source::InputLayer => include_str!("../kernels/input_layer.cu"),
             Source::JetActivation => include_str!("../kernels/jet_activation.cu"),
-            Source::Residual => include_str!("../kernels/residual.cu"),
-            Source::Forcing => include_str!("../kernels/forcing.cu"),
             Source::Sample => include_str!("../kernels/sample.cu"),
             Source::Adam => include_str!("../kernels/adam.cu"),
             Source::Generic => include_str!("../kernels/generic.cu"),
@@ -193,12 +183,9 @@ pub enum Kernel {
     AddBias,
     /// Column sums (bias gradient, per-direction tangent cotangents).
     ColumnSums,
-    /// One-hot tangents of the first layer: a gather of columns of `W1`.
-    InputGather,
-    /// The first layer's non-primal blocks (and bias) from the per-direction tangents.
+    /// The input layer's bias on the primal rows, and its tangent rows broadcast to every point of
+    /// the tangent blocks.
     InputFill,
-    /// One-hot adjoint of the first layer: scatter-add into columns of `∂W1`.
-    InputScatter,
     /// Jet rule of tanh.
     JetTanhForward,
     /// Adjoint of the jet rule of tanh.
@@ -207,12 +194,6 @@ pub enum Kernel {
     JetSinForward,
     /// Adjoint of the jet rule of sin.
     JetSinBackward,
-    /// Squared norms of rows.
-    RowSqNorms,
-    /// PINN residual, loss terms and output cotangent.
-    PinnResidual,
-    /// Closed-form forcing and exact values.
-    Forcing,
     /// Flat Rademacher or Gaussian fills.
     SampleFlat,
     /// Unit-ball points.
@@ -235,19 +216,14 @@ use ParamType::{F32In, F32Out, U32In, F32, U32, U64};
 
 impl Kernel {
     /// All kernels.
-    pub const ALL: [Kernel; 20] = [
+    pub const ALL: [Kernel; 15] = [
         Kernel::AddBias,
         Kernel::ColumnSums,
-        Kernel::InputGather,
         Kernel::InputFill,
-        Kernel::InputScatter,
         Kernel::JetTanhForward,
         Kernel::JetTanhBackward,
         Kernel::JetSinForward,
         Kernel::JetSinBackward,
-        Kernel::RowSqNorms,
-        Kernel::PinnResidual,
-        Kernel::Forcing,
         Kernel::SampleFlat,
         Kernel::SampleBall,
         Kernel::Adam,
@@ -263,16 +239,11 @@ impl Kernel {
         match self {
             Kernel::AddBias => "add_bias",
             Kernel::ColumnSums => "column_sums",
-            Kernel::InputGather => "input_gather",
             Kernel::InputFill => "input_fill",
-            Kernel::InputScatter => "input_scatter",
             Kernel::JetTanhForward => "jet_tanh_forward",
             Kernel::JetTanhBackward => "jet_tanh_backward",
             Kernel::JetSinForward => "jet_sin_forward",
             Kernel::JetSinBackward => "jet_sin_backward",
-            Kernel::RowSqNorms => "row_sq_norms",
-            Kernel::PinnResidual => "pinn_residual",
-            Kernel::Forcing => "forcing",
             Kernel::SampleFlat => "sample_flat",
             Kernel::SampleBall => "sample_ball",
             Kernel::Adam => "adam",
@@ -288,13 +259,11 @@ impl Kernel {
     pub fn source(self) -> Source {
         match self {
             Kernel::AddBias | Kernel::ColumnSums => Source::Bias,
-            Kernel::InputGather | Kernel::InputFill | Kernel::InputScatter => Source::InputLayer,
+            Kernel::InputFill => Source::InputLayer,
             Kernel::JetTanhForward
             | Kernel::JetTanhBackward
             | Kernel::JetSinForward
             | Kernel::JetSinBackward => Source::JetActivation,
-            Kernel::RowSqNorms | Kernel::PinnResidual => Source::Residual,
-            Kernel::Forcing => Source::Forcing,
             Kernel::SampleFlat | Kernel::SampleBall => Source::Sample,
             Kernel::Adam => Source::Adam,
             Kernel::SlotGather
@@ -325,31 +294,15 @@ impl Kernel {
                 ("dst_stride", U32),
                 ("accumulate", U32),
             ],
-            Kernel::InputGather => &[
-                ("w1", F32In),
-                ("idx", U32In),
-                ("t", F32Out),
-                ("n_dirs", U32),
-                ("width", U32),
-                ("dim", U64),
-            ],
             Kernel::InputFill => &[
                 ("z", F32Out),
                 ("bias", F32In),
-                ("t", F32In),
+                ("rows", F32In),
                 ("n_points", U32),
                 ("width", U32),
                 ("n_blocks", U32),
-                ("n_dirs", U32),
+                ("n_rows", U32),
                 ("summed_top", U32),
-            ],
-            Kernel::InputScatter => &[
-                ("g", F32In),
-                ("idx", U32In),
-                ("grad_w1", F32Out),
-                ("n_dirs", U32),
-                ("width", U32),
-                ("dim", U64),
             ],
             Kernel::JetTanhForward | Kernel::JetSinForward => &[
                 ("z", F32In),
@@ -367,43 +320,6 @@ impl Kernel {
                 ("width", U32),
                 ("n_dirs", U32),
                 ("collapsed", U32),
-            ],
-            Kernel::RowSqNorms => &[
-                ("src", F32In),
-                ("dst", F32Out),
-                ("rows", U32),
-                ("cols", U64),
-            ],
-            Kernel::PinnResidual => &[
-                ("m", F32In),
-                ("points", F32In),
-                ("idx", U32In),
-                ("sq_x", F32In),
-                ("dots", F32In),
-                ("sq_v", F32In),
-                ("forcing", F32In),
-                ("loss_terms", F32Out),
-                ("m_bar", F32Out),
-                ("n_points", U32),
-                ("dim", U32),
-                ("order", U32),
-                ("n_dirs", U32),
-                ("collapsed", U32),
-                ("hard_boundary", U32),
-                ("dense", U32),
-                ("nonlinearity", U32),
-                ("weight", F32),
-                ("inv_n", F32),
-            ],
-            Kernel::Forcing => &[
-                ("coeffs", F32In),
-                ("points", F32In),
-                ("g", F32Out),
-                ("exact", F32Out),
-                ("n_points", U32),
-                ("dim", U32),
-                ("solution", U32),
-                ("nonlinearity", U32),
             ],
             Kernel::SampleFlat => &[
                 ("out", F32Out),

@@ -2,7 +2,10 @@
 //! kernel files, compiled by the host C++ compiler behind `tests/emulator/cuda_host.h`, driven by the
 //! real [`Engine`] (bounds checks, argument lists, launch shapes, scratch layouts, the row-major to
 //! column-major GEMM mapping), with an executor that emulates device memory, launches and
-//! `cublasSgemm` (including cuBLAS's leading-dimension rules) on the host.
+//! `cublasSgemm` (including cuBLAS's leading-dimension rules) on the host. On top of the suite
+//! (whose `programs` test runs core's random programs against the f64 interpreter): training steps
+//! against the f64 reference, the first steps of the newer problems against the CPU backend
+//! (`emulator/new_problems.rs`) and generated programs in every layout (`emulator/programs.rs`).
 //!
 //! What it cannot check is what only a GPU has: cudarc's calls, NVRTC's code generation (checked
 //! separately by `tests/nvrtc_compile.rs`), the device's math library and real warp scheduling.
@@ -317,11 +320,7 @@ fn check_pointer_args(entry: &str, params: &[(&str, ParamType)], args: &[Arg]) {
 fn cooperative(kernel: Kernel) -> bool {
     matches!(
         kernel,
-        Kernel::ColumnSums
-            | Kernel::RowSqNorms
-            | Kernel::Forcing
-            | Kernel::SampleBall
-            | Kernel::SamplePoints
+        Kernel::ColumnSums | Kernel::SampleBall | Kernel::SamplePoints
     )
 }
 
@@ -599,70 +598,10 @@ fn training_steps_match_the_reference() {
     }
 }
 
-/// The generic step primitives (`GenericStep`: slot probes, readout, point samplers) against the f64
-/// reference, one test per check.
-mod generic {
-    use super::emulated_or_skip;
-    use stde_core::conformance::Tolerance;
-    use stde_core::generic_conformance as g;
-
-    #[test]
-    fn input_layer_slots_match_the_reference() {
-        let b = emulated_or_skip!();
-        g::check_input_layer_slots(&b, Tolerance::F32).unwrap_or_else(|m| panic!("{m}"));
-    }
-
-    #[test]
-    fn readout_matches_the_reference() {
-        let b = emulated_or_skip!();
-        g::check_readout(&b, Tolerance::F32).unwrap_or_else(|m| panic!("{m}"));
-    }
-
-    #[test]
-    fn point_samplers_match_the_reference() {
-        let b = emulated_or_skip!();
-        g::check_sample_points(&b, Tolerance::F32).unwrap_or_else(|m| panic!("{m}"));
-    }
-
-    #[test]
-    fn box_points_and_times_are_bit_identical_to_the_host() {
-        let b = emulated_or_skip!();
-        super::box_points_are_bit_identical(&b);
-    }
-}
-
-/// Box coordinates and time columns are uniforms (and products the kernels keep unfused), so they
-/// equal `rng::sample_points_from` bit for bit.
-fn box_points_are_bit_identical<B: stde_core::backend::GenericStep>(b: &B) {
-    use stde_core::backend::PointSampling;
-    use stde_core::rng::{sample_points_from, PointSampler, TimeSampler};
-    for time in [
-        TimeSampler::None,
-        TimeSampler::Uniform { end: 0.7 },
-        TimeSampler::Fixed(0.3),
-    ] {
-        let s = PointSampling {
-            sampler: PointSampler::Box { lo: -2.0, hi: 3.1 },
-            time,
-            first: 4,
-            n: 9,
-            d: 13,
-            stream: 9,
-        };
-        let len = s.n * s.stride();
-        let mut buf = b.alloc(len, "points").expect("alloc");
-        b.sample_points(s, 11, 5, &mut buf);
-        let got = pollster::block_on(b.download(&buf, 0, len)).expect("download");
-        let mut want = vec![0.0f32; len];
-        sample_points_from(
-            11, s.sampler, s.time, s.stream, 5, s.first, s.n, s.d, &mut want,
-        );
-        stde_core::conformance::compare(&format!("{s:?}"), &got, &want, Tolerance::EXACT)
-            .unwrap_or_else(|m| panic!("{m}"));
-    }
-}
-
 mod program_cases;
 
 #[path = "emulator/programs.rs"]
 mod programs;
+
+#[path = "emulator/new_problems.rs"]
+mod new_problems;

@@ -1,15 +1,19 @@
-//! Random expression trees, parsed, checked, lowered and compiled on every backend, against the f64
-//! evaluation and jet oracle of `stde_core::expr::eval` in primal and series (one-hot and dense)
-//! mode.
+//! Random expression trees, parsed, checked, lowered and compiled on every backend (reference, CPU,
+//! wgpu), against the f64 evaluation and jet oracle of `stde_core::expr::eval` in primal and series
+//! (one-hot and dense) mode.
+//!
+//! Without a wgpu adapter the wgpu test prints one `skipped: no wgpu adapter (…)` line and returns,
+//! unless `STDE_REQUIRE_GPU=1`, which turns that into a failure.
 
 use stde_core::backend::cpu::CpuBackend;
 use stde_core::backend::reference::ReferenceBackend;
-use stde_core::backend::{ProbeKind, ProgramBackend, SlotProbes};
+use stde_core::backend::{BackendError, ProbeKind, ProgramBackend, SlotProbes};
 use stde_core::batch::JetShape;
 use stde_core::expr::eval::{eval, eval_series, Env, SeriesEnv};
 use stde_core::expr::{check::check, parse, DimExpr, Expr, ParamShape, Scope};
 use stde_core::program::lower::lower;
 use stde_tests::exprs::{random_text, Rng};
+use stde_wgpu::{WgpuBackend, WgpuParams};
 
 /// One random case: expressions, the scope, points (rows of `stride`), parameters.
 struct Case {
@@ -249,4 +253,31 @@ fn random_expressions_agree_with_the_oracle_on_the_reference_backend() {
 #[test]
 fn random_expressions_agree_with_the_oracle_on_the_cpu_backend() {
     check_backend(&CpuBackend::new(), "cpu", 0..300, 2e-4);
+}
+
+/// The wgpu backend with its default kernel family, or `None` (after one `skipped:` line on stderr)
+/// when no adapter exists, unless `STDE_REQUIRE_GPU=1`.
+fn wgpu_backend() -> Option<WgpuBackend> {
+    match pollster::block_on(WgpuBackend::new(WgpuParams::default())) {
+        Ok(b) => Some(b),
+        Err(BackendError::NoDevice { reason, .. }) => {
+            if std::env::var("STDE_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                panic!("STDE_REQUIRE_GPU=1 but no wgpu adapter is available: {reason}");
+            }
+            eprintln!("skipped: no wgpu adapter ({reason})");
+            None
+        }
+        Err(e) => panic!("creating the wgpu backend failed: {e}"),
+    }
+}
+
+/// Generated WGSL on the device, in f32 (every case compiles its own kernels, so fewer seeds than
+/// the host backends: a software adapter takes a while to build a pipeline).
+#[test]
+fn random_expressions_agree_with_the_oracle_on_the_wgpu_backend() {
+    let Some(b) = wgpu_backend() else {
+        return;
+    };
+    let name = format!("wgpu ({})", b.describe());
+    check_backend(&b, &name, 0..100, 2e-4);
 }

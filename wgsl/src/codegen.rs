@@ -157,7 +157,8 @@ impl ProgramKernel {
     pub fn param_names(self) -> &'static [&'static str] {
         match self {
             ProgramKernel::Primal | ProgramKernel::PrimalGroup => &[
-                "rows", "row0", "n_points", "x_base", "f_base", "p_base", "o_base",
+                "rows", "row0", "n_points", "x_base", "f_base", "p_base", "o_base", "o_col",
+                "o_point",
             ],
             ProgramKernel::Reduce | ProgramKernel::ReduceGroup => {
                 &["rows", "x_base", "p_base", "r_base"]

@@ -107,10 +107,8 @@ pub(crate) struct Scratch {
 /// Temporary device arrays of the composite primitives, kept between calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Tmp {
-    /// `V × width` first-layer tangents or their cotangent sums.
+    /// The input layer's shared tangent rows or their cotangent sums.
     Tangents,
-    /// `|x|², x·v, |v|²` of the residual.
-    Dots,
     /// A compiled program's accumulators and argmax windows per point (its series mode).
     ProgramReductions,
 }

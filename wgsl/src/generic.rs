@@ -5,20 +5,19 @@
 //!
 //! # How the primitives map onto kernels
 //!
-//! * **Input layer.** The primal rows are the GEMM and bias kernels of
-//!   [`Backend::input_layer_forward`]. The tangent rows are shared by every point, so they are
-//!   formed once, one row per non-primal block of the output (one-hot probes:
-//!   [`GenericKernel::InputGather`], a scaled column gather that also sums the directions' top
-//!   slots of a collapsed shape; dense probes: a `V × stride` GEMM), and broadcast by the existing
-//!   `input_fill` kernels. The paper's case (one-hot, order 2) thus costs the dispatches of
-//!   [`Backend::input_layer_forward`]: GEMM, bias, gather, fill.
+//! * **Input layer.** The primal rows are [`Backend::gemm`] and [`Backend::add_bias`]. The tangent
+//!   rows are shared by every point, so they are formed once, one row per non-primal block of the
+//!   output (one-hot probes: [`GenericKernel::InputGather`], a scaled column gather that also sums
+//!   the directions' top slots of a collapsed shape; dense probes: a `V × stride` GEMM), and
+//!   broadcast by the `input_fill` kernels. The paper's case (one-hot, order 2) thus costs four
+//!   dispatches: GEMM, bias, gather, fill.
 //! * **Its weight adjoint.** One-hot probes sum each slot's cotangent block over the points and
 //!   scatter-add it into the probed column of `∂W1` in one pass
 //!   ([`GenericKernel::ColumnScatter`]), or, when the cotangent or the gradient exceeds a binding,
 //!   through per-block sums (`column_sums`) and [`GenericKernel::Scatter`] over windows of rows of
 //!   `∂W1`. Slots may share a coordinate, so the lowest slot holding one adds every contribution
 //!   to it and the others skip: no atomics. Dense probes (slot 1 only) are the per-direction sums
-//!   and one GEMM, as in [`Backend::input_layer_backward`].
+//!   (`column_sums`) and one GEMM, `∂W1 += Gᵀ·V`.
 //! * **Readout.** One invocation per point ([`GenericKernel::Readout`], specialised per jet order);
 //!   the model output, the ansatz series, the weights and the features are bound whole.
 //! * **Samplers.** The ball without a time column is [`Backend::sample`]'s ball sampler (the

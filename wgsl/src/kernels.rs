@@ -46,23 +46,9 @@ const JET2_FORWARD: &str = include_str!("shaders/jet2_forward.wgsl");
 const JET2_BACKWARD: &str = include_str!("shaders/jet2_backward.wgsl");
 const JET2_LANES1: &str = include_str!("shaders/jet2_lanes1.wgsl");
 const JET2_LANES4: &str = include_str!("shaders/jet2_lanes4.wgsl");
-const INPUT_GATHER: &str = include_str!("shaders/input_gather.wgsl");
 const INPUT_FILL: &str = include_str!("shaders/input_fill.wgsl");
 const INPUT_FILL_SIMPLE: &str = include_str!("shaders/input_fill_simple.wgsl");
 const COLUMN_SUMS: &str = include_str!("shaders/column_sums.wgsl");
-const SCATTER_ADD: &str = include_str!("shaders/scatter_add.wgsl");
-const COLUMN_SCATTER: &str = include_str!("shaders/column_scatter.wgsl");
-const ROW_SQ_NORM: &str = include_str!("shaders/row_sq_norm.wgsl");
-const ROW_SQ_NORM_SIMPLE: &str = include_str!("shaders/row_sq_norm_simple.wgsl");
-const ROW_DOTS: &str = include_str!("shaders/row_dots.wgsl");
-const ROW_DOTS_SIMPLE: &str = include_str!("shaders/row_dots_simple.wgsl");
-const GATHER_DOTS: &str = include_str!("shaders/gather_dots.wgsl");
-const RESIDUAL: &str = include_str!("shaders/residual.wgsl");
-const RESIDUAL_SIMPLE: &str = include_str!("shaders/residual_simple.wgsl");
-const RESIDUAL_SHARED: &str = include_str!("shaders/residual_shared.wgsl");
-const FORCING: &str = include_str!("shaders/forcing.wgsl");
-const FORCING_SIMPLE: &str = include_str!("shaders/forcing_simple.wgsl");
-const FORCING_SHARED: &str = include_str!("shaders/forcing_shared.wgsl");
 const SAMPLE_BALL: &str = include_str!("shaders/sample_ball.wgsl");
 const SAMPLE_BALL_SIMPLE: &str = include_str!("shaders/sample_ball_simple.wgsl");
 const SAMPLE_FLAT: &str = include_str!("shaders/sample_flat.wgsl");
@@ -179,36 +165,12 @@ pub enum Kernel {
     JetSinBackward,
     /// A jet rule or its adjoint at order 2 (the training steps' order), written out.
     Jet2(Jet2),
-    /// One-hot first layer: gather of the probed columns of `W1`.
-    InputGather,
     /// First layer: the non-primal rows from the shared tangents.
     InputFill,
     /// First layer's non-primal rows, one invocation per row.
     InputFillSimple,
-    /// First layer adjoint: per-direction sums of the slot-1 cotangents over points.
+    /// First layer adjoint: sums over points of non-primal cotangent blocks, one row per block.
     ColumnSums,
-    /// One-hot first layer adjoint: scatter-add into the probed columns of `∂W1`.
-    ScatterAdd,
-    /// [`Kernel::ColumnSums`] and [`Kernel::ScatterAdd`] in one pass, when both fit a binding.
-    ColumnScatter,
-    /// Squared norms of rows.
-    RowSqNorm,
-    /// Squared norms of rows, one invocation per row.
-    RowSqNormSimple,
-    /// Dot products of point rows with dense probe rows.
-    RowDots,
-    /// Dot products, one invocation per (point, probe) pair.
-    RowDotsSimple,
-    /// Coordinates of points at one-hot probe indices.
-    GatherDots,
-    /// PINN residual, loss terms and output cotangent.
-    Residual,
-    /// PINN residual, one invocation per point.
-    ResidualSimple,
-    /// Closed-form forcing and exact values.
-    Forcing,
-    /// Closed-form forcing, one invocation per point.
-    ForcingSimple,
     /// Unit-ball points.
     SampleBall,
     /// Unit-ball points, one invocation per point.
@@ -223,7 +185,7 @@ use Access::{Read, ReadWrite};
 
 impl Kernel {
     /// All kernels.
-    pub const ALL: [Kernel; 54] = {
+    pub const ALL: [Kernel; 42] = {
         let fixed = [
             Kernel::Gemm,
             Kernel::GemmSmall,
@@ -236,27 +198,15 @@ impl Kernel {
             Kernel::JetTanhBackward,
             Kernel::JetSinForward,
             Kernel::JetSinBackward,
-            Kernel::InputGather,
             Kernel::InputFill,
             Kernel::InputFillSimple,
             Kernel::ColumnSums,
-            Kernel::ScatterAdd,
-            Kernel::ColumnScatter,
-            Kernel::RowSqNorm,
-            Kernel::RowSqNormSimple,
-            Kernel::RowDots,
-            Kernel::RowDotsSimple,
-            Kernel::GatherDots,
-            Kernel::Residual,
-            Kernel::ResidualSimple,
-            Kernel::Forcing,
-            Kernel::ForcingSimple,
             Kernel::SampleBall,
             Kernel::SampleBallSimple,
             Kernel::SampleFlat,
             Kernel::Adam,
         ];
-        let mut out = [Kernel::Gemm; 54];
+        let mut out = [Kernel::Gemm; 42];
         let mut i = 0;
         while i < fixed.len() {
             out[i] = fixed[i];
@@ -328,21 +278,9 @@ impl Kernel {
                 ];
                 NAMES[usize::from(j.sin) | usize::from(j.backward) << 1 | usize::from(j.vec4) << 2]
             }
-            Kernel::InputGather => "input_gather",
             Kernel::InputFill => "input_fill",
             Kernel::InputFillSimple => "input_fill_simple",
             Kernel::ColumnSums => "column_sums",
-            Kernel::ScatterAdd => "scatter_add",
-            Kernel::ColumnScatter => "column_scatter",
-            Kernel::RowSqNorm => "row_sq_norm",
-            Kernel::RowSqNormSimple => "row_sq_norm_simple",
-            Kernel::RowDots => "row_dots",
-            Kernel::RowDotsSimple => "row_dots_simple",
-            Kernel::GatherDots => "gather_dots",
-            Kernel::Residual => "residual",
-            Kernel::ResidualSimple => "residual_simple",
-            Kernel::Forcing => "forcing",
-            Kernel::ForcingSimple => "forcing_simple",
             Kernel::SampleBall => "sample_ball",
             Kernel::SampleBallSimple => "sample_ball_simple",
             Kernel::SampleFlat => "sample_flat",
@@ -399,21 +337,9 @@ impl Kernel {
                 ];
                 &PARTS[usize::from(j.sin) | usize::from(j.backward) << 1 | usize::from(j.vec4) << 2]
             }
-            Kernel::InputGather => &[COMMON, INPUT_GATHER],
             Kernel::InputFill => &[COMMON, INPUT_FILL],
             Kernel::InputFillSimple => &[COMMON, INPUT_FILL_SIMPLE],
             Kernel::ColumnSums => &[COMMON, COLUMN_SUMS],
-            Kernel::ScatterAdd => &[COMMON, SCATTER_ADD],
-            Kernel::ColumnScatter => &[COMMON, COLUMN_SCATTER],
-            Kernel::RowSqNorm => &[COMMON, ROW_SQ_NORM],
-            Kernel::RowSqNormSimple => &[COMMON, ROW_SQ_NORM_SIMPLE],
-            Kernel::RowDots => &[COMMON, ROW_DOTS],
-            Kernel::RowDotsSimple => &[COMMON, ROW_DOTS_SIMPLE],
-            Kernel::GatherDots => &[COMMON, GATHER_DOTS],
-            Kernel::Residual => &[COMMON, RESIDUAL, RESIDUAL_SHARED],
-            Kernel::ResidualSimple => &[COMMON, RESIDUAL_SIMPLE, RESIDUAL_SHARED],
-            Kernel::Forcing => &[COMMON, FORCING, FORCING_SHARED],
-            Kernel::ForcingSimple => &[COMMON, FORCING_SIMPLE, FORCING_SHARED],
             Kernel::SampleBall => &[COMMON, PHILOX, SAMPLE_BALL],
             Kernel::SampleBallSimple => &[COMMON, PHILOX, SAMPLE_BALL_SIMPLE],
             Kernel::SampleFlat => &[COMMON, PHILOX, SAMPLE_FLAT],
@@ -433,15 +359,8 @@ impl Kernel {
             Kernel::JetTanhBackward | Kernel::JetSinBackward | Kernel::Jet2(_) => {
                 &[Read, Read, ReadWrite]
             }
-            Kernel::InputGather => &[Read, Read, ReadWrite],
             Kernel::InputFill | Kernel::InputFillSimple => &[Read, ReadWrite],
             Kernel::ColumnSums => &[Read, ReadWrite],
-            Kernel::ScatterAdd | Kernel::ColumnScatter => &[Read, Read, ReadWrite],
-            Kernel::RowSqNorm | Kernel::RowSqNormSimple => &[Read, ReadWrite],
-            Kernel::RowDots | Kernel::RowDotsSimple => &[Read, Read, ReadWrite],
-            Kernel::GatherDots => &[Read, Read, ReadWrite],
-            Kernel::Residual | Kernel::ResidualSimple => &[Read, Read, Read, ReadWrite, ReadWrite],
-            Kernel::Forcing | Kernel::ForcingSimple => &[Read, Read, ReadWrite, ReadWrite],
             Kernel::SampleBall | Kernel::SampleBallSimple => &[ReadWrite],
             Kernel::SampleFlat => &[ReadWrite],
             Kernel::Adam => &[ReadWrite, ReadWrite, ReadWrite, ReadWrite],
@@ -501,9 +420,6 @@ impl Kernel {
                 "hb_base",
                 "zb_base",
             ],
-            Kernel::InputGather => &[
-                "n_dirs", "h_count", "dim", "width", "h0", "w_base", "i_base", "t_base",
-            ],
             Kernel::InputFill | Kernel::InputFillSimple => &[
                 "count",
                 "e0",
@@ -522,53 +438,6 @@ impl Kernel {
                 "one_block",
                 "z_base",
                 "g_base",
-            ],
-            Kernel::ScatterAdd => &[
-                "n_dirs", "h_count", "dim", "width", "h0", "g_base", "i_base", "t_base",
-            ],
-            Kernel::ColumnScatter => &[
-                "n_points",
-                "width",
-                "n_dirs",
-                "one_block",
-                "dim",
-                "z_base",
-                "i_base",
-                "g_base",
-            ],
-            Kernel::RowSqNorm | Kernel::RowSqNormSimple => {
-                &["rows", "len", "ld", "x_base", "o_base"]
-            }
-            Kernel::RowDots | Kernel::RowDotsSimple => &[
-                "rows", "s_count", "dim", "x_base", "y_base", "o_base", "o_stride",
-            ],
-            Kernel::GatherDots => &["rows", "n_dirs", "dim", "x_base", "i_base", "o_base"],
-            Kernel::Residual | Kernel::ResidualSimple => &[
-                "n_points",
-                "n_dirs",
-                "order",
-                "collapsed",
-                "hard",
-                "one_hot",
-                "nonlinearity",
-                "weight",
-                "inv_n",
-                "m_base",
-                "d_base",
-                "f_base",
-                "l_base",
-                "mb_base",
-            ],
-            Kernel::Forcing | Kernel::ForcingSimple => &[
-                "rows",
-                "dim",
-                "n_terms",
-                "solution",
-                "nonlinearity",
-                "x_base",
-                "c_base",
-                "g_base",
-                "e_base",
             ],
             Kernel::SampleBall | Kernel::SampleBallSimple => &[
                 "rows", "dim", "key0", "key1", "step", "stream", "first", "o_base",

@@ -62,8 +62,9 @@
 //!   [`BackendError::OutOfMemory`].
 //! * What is split is rows and ranges, so a single row must fit in one binding: a point or dense
 //!   probe (`d` values: about 33.5 million at 128 MiB), one point's jet (`blocks × width` values),
-//!   one block of the first layer's cotangent (`points × width`), the network output of the
-//!   residual (`blocks × points`), the `V` probe indices and the `d − 1` solution coefficients.
+//!   one block of the first layer's cotangent (`points × width`), the input layer's shared tangent
+//!   rows, and what the readout and the compiled programs bind whole (the model output, the ansatz
+//!   series and features of a batch, the probe slots; see `generic.rs` and `program.rs`).
 //!   Exceeding one is reported by a panic that names it.
 
 mod backend;

@@ -16,9 +16,12 @@
 //! [`codegen::series_every_window_iterations`]) exceed [`codegen::ITERATION_BUDGET`] spreads its
 //! windows over a workgroup, on every adapter; GPUs also do so from 256 windows on, for
 //! parallelism. Where even a workgroup would exceed the limit on a software adapter (dense series
-//! directions over about 10⁵ windows of a two-body-like body at order 2), the call panics rather
-//! than return truncated sums; lifting that needs a pass that splits a point's windows over
-//! several workgroups.
+//! directions over about 10⁵ windows of a body over pairs of coordinates at order 2), the call
+//! panics rather than return truncated sums; lifting that needs a pass that splits a point's
+//! windows over several workgroups.
+//!
+//! Series mode at order 0 (the primal values in the jet layout, as soft constraints read them) is
+//! primal mode's kernel writing rows of the outputs instead of columns: no probes, no second pass.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -224,6 +227,50 @@ impl WgpuBackend {
     }
 }
 
+impl WgpuBackend {
+    /// Primal mode's dispatches over windows of points: output `o` of point `n` goes to
+    /// `out[o·o_col + n·o_point]` (`layout = (o_col, o_point)`); the caller has checked the lengths
+    /// and that the features and outputs fit one binding.
+    #[allow(clippy::too_many_arguments)]
+    fn primal_dispatches(
+        &self,
+        c: &WgpuProgram,
+        n_points: usize,
+        points: &WgpuBuf,
+        features: &WgpuBuf,
+        params: &WgpuBuf,
+        out: &WgpuBuf,
+        (o_col, o_point): (usize, usize),
+    ) {
+        let p = &c.program;
+        let stride = p.point_stride();
+        let (n_features, n_out) = (p.n_features as usize, p.n_outputs());
+        let n_params = p.n_params as usize;
+        let rows = self.program_rows(stride);
+        let mut st = self.lock();
+        let st = &mut *st;
+        for (r0, r1) in ranges(n_points, rows) {
+            let wx = self.window(st, &points.raw, r0 * stride, r1 * stride);
+            let wf = self.window(st, &features.raw, 0, (n_features * n_points).max(1));
+            let wp = self.window(st, &params.raw, 0, n_params.max(1));
+            let wo = self.window(st, &out.raw, 0, n_out * n_points);
+            let q = [
+                u(r1 - r0),
+                u(r0),
+                u(n_points),
+                wx.base(r0 * stride),
+                wf.base(0),
+                wp.base(0),
+                wo.base(0),
+                u(o_col),
+                u(o_point),
+            ];
+            let groups = c.point_groups(r1 - r0);
+            self.dispatch_generated(st, &c.primal, &q, &[&wx, &wf, &wp, &wo], groups);
+        }
+    }
+}
+
 impl ProgramBackend for WgpuBackend {
     type Compiled = WgpuProgram;
 
@@ -300,32 +347,14 @@ impl ProgramBackend for WgpuBackend {
         self.check_binding("features", n_features * n_points);
         self.check_binding("parameters", n_params);
         self.check_binding("outputs", n_out * n_points);
-        let rows = self.program_rows(stride);
-        let mut st = self.lock();
-        let st = &mut *st;
-        for (r0, r1) in ranges(n_points, rows) {
-            let wx = self.window(st, &points.raw, r0 * stride, r1 * stride);
-            let wf = self.window(st, &features.raw, 0, (n_features * n_points).max(1));
-            let wp = self.window(st, &params.raw, 0, n_params.max(1));
-            let wo = self.window(st, &out.raw, 0, n_out * n_points);
-            let q = [
-                u(r1 - r0),
-                u(r0),
-                u(n_points),
-                wx.base(r0 * stride),
-                wf.base(0),
-                wp.base(0),
-                wo.base(0),
-            ];
-            let groups = c.point_groups(r1 - r0);
-            self.dispatch_generated(st, &c.primal, &q, &[&wx, &wf, &wp, &wo], groups);
-        }
+        // Columns of `n_points` values, one per output.
+        self.primal_dispatches(c, n_points, points, features, params, out, (n_points, 1));
     }
 
     /// # Panics
-    /// If the shape is collapsed, its width is not the number of outputs or its order is outside
-    /// `1..=`[`MAX_ORDER`]; if the program reads features; if a buffer is shorter than the shapes
-    /// need; or if the jet batch, the probes or the parameters do not fit in one storage binding.
+    /// If the shape is collapsed, its width is not the number of outputs or its order is above
+    /// [`MAX_ORDER`]; if the program reads features; if a buffer is shorter than the shapes need;
+    /// or if the jet batch, the probes or the parameters do not fit in one storage binding.
     #[track_caller]
     fn run_program_series(
         &self,
@@ -348,8 +377,8 @@ impl ProgramBackend for WgpuBackend {
             "a program that reads features runs in primal mode only"
         );
         assert!(
-            (1..=MAX_ORDER).contains(&shape.order),
-            "series order {} is outside 1..={MAX_ORDER}",
+            shape.order <= MAX_ORDER,
+            "series order {} is above {MAX_ORDER}",
             shape.order
         );
         let stride = p.point_stride();
@@ -359,11 +388,12 @@ impl ProgramBackend for WgpuBackend {
         check_len("parameters", n_params, params.len());
         check_len("series outputs", shape.len(), out.len());
         let one_hot = probes.kind == ProbeKind::OneHot;
-        if one_hot {
+        // Order 0 reads no probes.
+        if k > 0 && one_hot {
             check_len("probe slot indices", v * k, probes.slot_index.len());
             check_len("probe slot coefficients", v * k, probes.slot_coeff.len());
             self.check_binding("probe slots", v * k);
-        } else {
+        } else if k > 0 {
             check_len("dense probe tangents", v * stride, probes.dense.len());
             self.check_binding("dense probe tangents", v * stride);
         }
@@ -372,6 +402,13 @@ impl ProgramBackend for WgpuBackend {
         }
         self.check_binding("parameters", n_params);
         self.check_binding("series outputs", shape.len());
+        if k == 0 {
+            // Only the primal block, rows of the outputs: primal mode's kernel writing rows (the
+            // program reads no features, so the points stand in for them).
+            let width = shape.width;
+            self.primal_dispatches(c, n, points, points, params, out, (1, width));
+            return;
+        }
         let group = c.series_uses_workgroups(k, probes.kind, self.simple);
         if self.is_software() && group {
             let (iterations, _) = codegen::series_every_window_iterations(p, k);

@@ -4,7 +4,9 @@
 //! what the host binds and writes; constants are printed exactly; invalid programs are rejected.
 
 use proptest::prelude::*;
-use stde_core::program::conformance::{every_op, random_program, three_body_time, two_body_like};
+use stde_core::program::conformance::{
+    every_op, pair_windows, random_program, triple_windows_time,
+};
 use stde_core::program::{Accumulator, Func, Loop, NodeId, Op, Program, ReduceKind};
 use stde_wgpu::codegen::{self, f32_literal, ProgramError, ProgramKernel};
 use stde_wgpu::kernels::Access;
@@ -209,8 +211,8 @@ fn hand_built_programs_validate_at_every_order() {
             validate_all(&format!("every_shape d={dim} t={has_time}"), &p, &orders);
         }
     }
-    validate_all("two_body_like", &two_body_like(17), &orders);
-    validate_all("three_body_time", &three_body_time(17), &orders);
+    validate_all("pair_windows", &pair_windows(17), &orders);
+    validate_all("triple_windows_time", &triple_windows_time(17), &orders);
     validate_all("every_op (features)", &every_op(5), &[1]);
     for seed in 0..8 {
         let p = random_program(seed, 7, seed % 2 == 0);
@@ -229,7 +231,7 @@ fn series_mode_rejects_features_and_unsupported_orders() {
         codegen::source(&p, ProgramKernel::Series, 2, 8),
         Err(ProgramError::ReadsFeatures)
     );
-    let q = two_body_like(4);
+    let q = pair_windows(4);
     for order in [0, stde_wgpu::kernels::MAX_ORDER + 1] {
         assert_eq!(
             codegen::source(&q, ProgramKernel::Series, order, 8),
@@ -240,7 +242,7 @@ fn series_mode_rejects_features_and_unsupported_orders() {
 
 #[test]
 fn invalid_programs_are_rejected() {
-    let base = two_body_like(5);
+    let base = pair_windows(5);
     let mut forward = base.clone();
     forward.nodes[0] = Op::Neg(3);
     assert!(matches!(
@@ -281,7 +283,7 @@ fn invalid_programs_are_rejected() {
 
 #[test]
 fn program_kernel_bindings_match_the_rust_layout() {
-    let p = two_body_like(6);
+    let p = pair_windows(6);
     for kernel in ProgramKernel::ALL {
         let src = codegen::source(&p, kernel, 2, 64).expect("generated");
         let module = naga::front::wgsl::parse_str(&src).expect("parses");

@@ -1,6 +1,7 @@
 //! Compiled programs on the device against the f64 interpreter, beyond the generic suite: sums over
-//! d = 10⁵ windows (primal, one-hot and dense series) stay within `Tolerance::F32`, and the
-//! binding-window splits (64 KiB bindings, 96 KiB wgpu buffers) give the same results. Points lie
+//! d = 10⁵ windows (primal, one-hot and dense series) stay within `Tolerance::F32`, series mode at
+//! orders 0 (the primal values in the jet layout) to 6, and the binding-window splits (64 KiB
+//! bindings, 96 KiB wgpu buffers) give the same results. Points lie
 //! inside the unit ball, as the PDE suite samples them. Every case runs once per kernel family.
 //!
 //! Without an adapter each test prints one `skipped: no wgpu adapter (…)` line and returns, unless
@@ -11,7 +12,7 @@ mod common;
 use stde_core::backend::{Backend, ProbeKind, ProgramBackend, SlotProbes};
 use stde_core::batch::JetShape;
 use stde_core::conformance::{compare, Tolerance};
-use stde_core::program::conformance::{three_body_time, two_body_like};
+use stde_core::program::conformance::{pair_windows, triple_windows_time};
 use stde_core::program::interp::{run_primal, run_series, HostProbes};
 use stde_core::program::Program;
 use stde_core::rng::Philox;
@@ -53,15 +54,16 @@ fn up(b: &WgpuBackend, data: &[f64]) -> stde_wgpu::WgpuBuf {
     buf
 }
 
-/// Primal mode, then series mode with one-hot and dense probes, against the interpreter.
+/// Primal mode, then series mode with one-hot and dense probes, against the interpreter (at order
+/// 0, where no probe is read, with one-hot ones only: the interpreter's dense curves start at
+/// slot 1).
 fn check(b: &WgpuBackend, case: &str, p: &Program, n: usize, order: usize, n_dirs: usize) {
-    check_kinds(
-        b,
-        case,
-        p,
-        (n, order, n_dirs),
-        &[ProbeKind::OneHot, ProbeKind::Dense],
-    );
+    let kinds: &[ProbeKind] = if order == 0 {
+        &[ProbeKind::OneHot]
+    } else {
+        &[ProbeKind::OneHot, ProbeKind::Dense]
+    };
+    check_kinds(b, case, p, (n, order, n_dirs), kinds);
 }
 
 /// [`check`] with series mode for the given probe kinds only.
@@ -116,7 +118,7 @@ fn check_kinds(
     }
     let slot_coeff = uniform(4, n_dirs * order, -1.0, 1.0);
     let dense = uniform(5, n_dirs * stride, -1.0, 1.0);
-    let mut idx = b.alloc_idx(slot_index.len(), "idx").expect("alloc");
+    let mut idx = b.alloc_idx(slot_index.len().max(1), "idx").expect("alloc");
     b.upload_idx(&mut idx, &slot_index);
     let (cb, db) = (up(b, &slot_coeff), up(b, &dense));
     for &kind in kinds {
@@ -159,11 +161,11 @@ fn params(kernel_variant: KernelVariant) -> WgpuParams {
 fn sums_over_many_windows_stay_accurate() {
     for variant in common::VARIANTS {
         let b = backend_or_skip!(params(variant));
-        let case = format!("two-body d=1e5 {variant:?}");
-        let p = two_body_like(100_000);
+        let case = format!("pair windows d=1e5 {variant:?}");
+        let p = pair_windows(100_000);
         check_kinds(&b, &case, &p, (3, 2, 4), &[ProbeKind::OneHot]);
-        let case = format!("two-body d=2e4 {variant:?}");
-        let p = two_body_like(20_000);
+        let case = format!("pair windows d=2e4 {variant:?}");
+        let p = pair_windows(20_000);
         check_kinds(&b, &case, &p, (2, 2, 2), &[ProbeKind::Dense]);
     }
 }
@@ -172,20 +174,21 @@ fn sums_over_many_windows_stay_accurate() {
 fn programs_agree_across_orders_inside_the_ball() {
     for variant in common::VARIANTS {
         let b = backend_or_skip!(params(variant));
-        for order in [1, 3, 6] {
+        // Order 0: the primal values in the jet layout (rows of the outputs).
+        for order in [0, 1, 3, 6] {
             let case = format!("{variant:?} K={order}");
             check(
                 &b,
-                &format!("two-body d=300 {case}"),
-                &two_body_like(300),
+                &format!("pair windows d=300 {case}"),
+                &pair_windows(300),
                 5,
                 order,
                 3,
             );
-            let three = three_body_time(1000);
+            let three = triple_windows_time(1000);
             check(
                 &b,
-                &format!("three-body-time d=1000 {case}"),
+                &format!("triple windows with time d=1000 {case}"),
                 &three,
                 4,
                 order,
@@ -206,15 +209,17 @@ fn programs_split_over_small_bindings() {
                 ..WgpuParams::default()
             });
             // One binding holds 5 rows of 3001 values: 12 points take three dispatches.
-            let p = three_body_time(3000);
-            check(
-                &b,
-                &format!("split {variant:?} chunked={chunked}"),
-                &p,
-                12,
-                2,
-                2,
-            );
+            let p = triple_windows_time(3000);
+            for (order, n_dirs) in [(2, 2), (0, 1)] {
+                check(
+                    &b,
+                    &format!("split {variant:?} chunked={chunked}"),
+                    &p,
+                    12,
+                    order,
+                    n_dirs,
+                );
+            }
         }
     }
 }

@@ -9,13 +9,12 @@ mod common;
 
 use stde_core::backend::reference::ReferenceBackend;
 use stde_core::backend::{
-    AdamStep, Backend, Gemm, Nonlinearity, ProbeKind, Probes, ResidualParams, Sampling,
-    SolutionKind,
+    AdamStep, Backend, Gemm, GenericStep, PointSampling, ProbeKind, Sampling, SlotProbes,
 };
 use stde_core::batch::JetShape;
 use stde_core::conformance::{compare, Tolerance};
 use stde_core::mlp::Activation;
-use stde_core::rng::{self, Philox};
+use stde_core::rng::{self, Philox, PointSampler, TimeSampler};
 use stde_wgpu::{KernelVariant, WgpuBackend, WgpuParams};
 
 const DIM: usize = 3000;
@@ -111,50 +110,80 @@ fn gemm_cases(b: &WgpuBackend) {
     }
 }
 
+/// The generic input layer and its weight adjoint at d = 3000, `W1` (40 × 3000) spanning several
+/// windows: one-hot probes in slot 1 (the paper's, from the index-set sampler), dense probes, and
+/// one-hot probes in every slot that share coordinates, including the time column (40 × 3001).
 fn input_layer_cases(b: &WgpuBackend) {
     let p = Pair {
         b,
         r: ReferenceBackend,
     };
     let mut data = Data(100);
-    let (n, width) = (20, 40);
-    for kind in [ProbeKind::OneHot, ProbeKind::Dense] {
-        for (order, collapsed) in [(2, true), (2, false), (1, true)] {
-            let n_dirs = 5;
-            let shape = JetShape {
-                order,
-                n_dirs,
-                n_points: n,
-                width,
-                collapsed,
-            };
-            let mut idx = vec![0u32; n_dirs];
-            rng::sample_index_set(3, order as u32, DIM, n_dirs, &mut idx);
-            let (ib, ir) = p.up_idx(&idx);
-            let (db, dr) = p.up(&data.uniform(n_dirs * DIM, -1.0, 1.0));
-            let (xb, xr) = p.up(&data.uniform(n * DIM, -1.0, 1.0));
-            let off = 11;
-            let (pb, pr) = p.up(&data.uniform(off + width * (DIM + 1) + 3, -0.1, 0.1));
-            let probes_b = Probes::<WgpuBackend> {
-                kind,
-                indices: &ib,
-                dense: &db,
-            };
-            let probes_r = Probes::<ReferenceBackend> {
-                kind,
-                indices: &ir,
-                dense: &dr,
-            };
-            let (mut zb, mut zr) = p.up(&data.uniform(shape.len(), -9.0, 9.0));
-            b.input_layer_forward(shape, DIM, &xb, &probes_b, &pb, off, &mut zb);
-            p.r.input_layer_forward(shape, DIM, &xr, &probes_r, &pr, off, &mut zr);
-            p.same(&format!("input forward {kind:?} {shape:?}"), &zb, &zr);
-            let (zbb, zbr) = p.up(&data.uniform(shape.len(), -1.0, 1.0));
-            let (mut gb, mut gr) = p.up(&data.uniform(off + width * (DIM + 1) + 3, -1.0, 1.0));
-            b.input_layer_backward(shape, DIM, &xb, &probes_b, &zbb, &mut gb, off);
-            p.r.input_layer_backward(shape, DIM, &xr, &probes_r, &zbr, &mut gr, off);
-            p.same(&format!("input backward {kind:?} {shape:?}"), &gb, &gr);
+    let (n, width, n_dirs) = (20, 40, 5);
+    let shapes = [(2, true), (2, false), (1, true)];
+    let cases = shapes
+        .iter()
+        .map(|&(order, collapsed)| (ProbeKind::OneHot, order, collapsed, false))
+        .chain(
+            shapes
+                .iter()
+                .map(|&(order, collapsed)| (ProbeKind::Dense, order, collapsed, false)),
+        )
+        .chain([(ProbeKind::OneHot, 3, true, true)]);
+    for (kind, order, collapsed, every_slot) in cases {
+        let shape = JetShape {
+            order,
+            n_dirs,
+            n_points: n,
+            width,
+            collapsed,
+        };
+        // Every slot may hold the time column, so those cases have one.
+        let stride = DIM + usize::from(every_slot);
+        let mut first = vec![0u32; n_dirs];
+        rng::sample_index_set(3, order as u32, DIM, n_dirs, &mut first);
+        let mut idx = vec![SlotProbes::<WgpuBackend>::EMPTY; n_dirs * order];
+        let mut coeff = vec![0.0f32; n_dirs * order];
+        for s in 0..n_dirs {
+            idx[s * order] = first[s];
+            coeff[s * order] = 1.0;
+            if every_slot {
+                // Higher slots on the time column (shared by every direction) or on another
+                // direction's coordinate.
+                for k in 2..=order {
+                    idx[s * order + k - 1] = if k == 2 { DIM as u32 } else { first[0] };
+                    coeff[s * order + k - 1] = 0.5 + s as f32;
+                }
+            }
         }
+        let (ib, ir) = p.up_idx(&idx);
+        let (cb, cr) = p.up(&coeff);
+        let (db, dr) = p.up(&data.uniform(n_dirs * stride, -1.0, 1.0));
+        let (xb, xr) = p.up(&data.uniform(n * stride, -1.0, 1.0));
+        let off = 11;
+        let (pb, pr) = p.up(&data.uniform(off + width * (stride + 1) + 3, -0.1, 0.1));
+        let probes_b = SlotProbes::<WgpuBackend> {
+            kind,
+            slot_index: &ib,
+            slot_coeff: &cb,
+            dense: &db,
+        };
+        let probes_r = SlotProbes::<ReferenceBackend> {
+            kind,
+            slot_index: &ir,
+            slot_coeff: &cr,
+            dense: &dr,
+        };
+        let case = format!("{kind:?} {shape:?} every slot = {every_slot}");
+        let (mut zb, mut zr) = p.up(&data.uniform(shape.len(), -9.0, 9.0));
+        b.input_layer_forward_slots(shape, stride, &xb, &probes_b, &pb, off, &mut zb);
+        p.r.input_layer_forward_slots(shape, stride, &xr, &probes_r, &pr, off, &mut zr);
+        p.same(&format!("input forward {case}"), &zb, &zr);
+        let (zbb, zbr) = p.up(&data.uniform(shape.len(), -1.0, 1.0));
+        let (mut gb, mut gr) = p.up(&data.uniform(off + width * (stride + 1) + 3, -1.0, 1.0));
+        b.input_layer_backward_slots(shape, stride, &xb, &probes_b, &zbb, &mut gb, off);
+        p.r.input_layer_backward_slots(shape, stride, &xr, &probes_r, &zbr, &mut gr, off);
+        p.same(&format!("input backward {case}"), &gb, &gr);
     }
 }
 
@@ -208,7 +237,7 @@ fn point_cases(b: &WgpuBackend) {
     };
     let mut data = Data(300);
     let n = 9;
-    // Points from the device sampler (split by rows), compared, then reused as inputs.
+    // Ball points from the device sampler, split by rows.
     let (mut xb, mut xr) = p.up(&vec![0.0; n * DIM]);
     let what = Sampling::BallPoints {
         first: 3,
@@ -228,75 +257,29 @@ fn point_cases(b: &WgpuBackend) {
         p.r.sample(what, 5, 2, &mut or);
         p.same(&format!("{what:?}"), &ob, &or);
     }
-    let coeffs: Vec<f32> = rng::solution_coeffs(5, DIM)
-        .iter()
-        .map(|&c| c as f32)
-        .collect();
-    let (cb, cr) = p.up(&coeffs);
-    for solution in [SolutionKind::TwoBody, SolutionKind::ThreeBody] {
-        let (mut gb, mut gr) = p.up(&vec![0.0; n]);
-        let (mut eb, mut er) = p.up(&vec![0.0; n]);
-        b.forcing(
-            solution,
-            Nonlinearity::SineGordon,
-            n,
-            DIM,
-            &cb,
-            &xb,
-            &mut gb,
-            &mut eb,
-        );
-        p.r.forcing(
-            solution,
-            Nonlinearity::SineGordon,
-            n,
-            DIM,
-            &cr,
-            &xr,
-            &mut gr,
-            &mut er,
-        );
-        p.same(&format!("forcing {solution:?}"), &gb, &gr);
-        p.same(&format!("exact {solution:?}"), &eb, &er);
-    }
-    for kind in [ProbeKind::Dense, ProbeKind::OneHot] {
-        let n_dirs = 6;
-        let shape = JetShape {
-            order: 2,
-            n_dirs,
-            n_points: n,
-            width: 1,
-            collapsed: false,
+    // The generic samplers by rows of 3001 values (five to a binding): a time column, and the
+    // samplers that the ball's kernel does not cover.
+    for (sampler, time) in [
+        (
+            PointSampler::Box { lo: -0.5, hi: 2.0 },
+            TimeSampler::Uniform { end: 1.5 },
+        ),
+        (PointSampler::SdeMarginal, TimeSampler::Uniform { end: 1.0 }),
+        (PointSampler::Sphere, TimeSampler::Fixed(0.25)),
+        (PointSampler::Gaussian { std: 0.5 }, TimeSampler::None),
+    ] {
+        let s = PointSampling {
+            sampler,
+            time,
+            first: 4,
+            n: 13,
+            d: DIM,
+            stream: 3,
         };
-        let mut idx = vec![0u32; n_dirs];
-        rng::sample_index_set(3, 9, DIM, n_dirs, &mut idx);
-        let (ib, ir) = p.up_idx(&idx);
-        let (db, dr) = p.up(&data.uniform(n_dirs * DIM, -1.0, 1.0));
-        let (mb, mr) = p.up(&data.uniform(shape.len(), -1.0, 1.0));
-        let (fb, fr) = p.up(&data.uniform(n, -1.0, 1.0));
-        let rp = ResidualParams {
-            shape,
-            dim: DIM,
-            top_weight: 1.0 / n_dirs as f32,
-            nonlinearity: Nonlinearity::AllenCahn,
-            hard_ball_boundary: true,
-        };
-        let (mut lb, mut lr) = p.up(&vec![0.0; n]);
-        let (mut mbb, mut mbr) = p.up(&vec![0.0; shape.len()]);
-        let probes_b = Probes::<WgpuBackend> {
-            kind,
-            indices: &ib,
-            dense: &db,
-        };
-        let probes_r = Probes::<ReferenceBackend> {
-            kind,
-            indices: &ir,
-            dense: &dr,
-        };
-        b.pinn_residual(rp, &mb, &xb, &probes_b, &fb, &mut lb, &mut mbb);
-        p.r.pinn_residual(rp, &mr, &xr, &probes_r, &fr, &mut lr, &mut mbr);
-        p.same(&format!("residual loss {kind:?}"), &lb, &lr);
-        p.same(&format!("residual cotangent {kind:?}"), &mbb, &mbr);
+        let (mut ob, mut or) = p.up(&vec![0.0; s.n * s.stride()]);
+        b.sample_points(s, 5, 3, &mut ob);
+        p.r.sample_points(s, 5, 3, &mut or);
+        p.same(&format!("points {sampler:?} {time:?}"), &ob, &or);
     }
     let len = 100_003;
     let (mut pb, mut pr) = p.up(&data.uniform(len, -1.0, 1.0));

@@ -25,7 +25,6 @@
 //! dot products: at most `V × width` values) live in a scratch area inside the backend that only
 //! grows, so steady-state steps do not allocate beyond tiny per-call task tables.
 
-mod forcing;
 mod generic;
 mod jet;
 mod program;
@@ -40,10 +39,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
 
-use super::{
-    AdamStep, Backend, BackendError, Gemm, Nonlinearity, ProbeKind, Probes, ResidualParams,
-    Sampling, SolutionKind,
-};
+use super::{AdamStep, Backend, BackendError, Gemm, Sampling};
 use crate::batch::JetShape;
 use crate::mlp::Activation;
 use crate::rng;
@@ -224,8 +220,9 @@ impl CpuBackend {
         gemm_checked((m, n, k), alpha, (lhs, l), (rhs, r), beta, (dst, d), par);
     }
 
-    /// [`CpuBackend::gemm_raw`] split along `k` into slices of at least `SPLIT_K_RATIO / 2` times
-    /// the larger output dimension (at most [`MAX_SPLIT_K_PARTS`]), summed in slice order.
+    /// [`CpuBackend::gemm_raw`] split along `k` into a power of two of slices of about
+    /// `SPLIT_K_RATIO / 2` times the larger output dimension (at most [`MAX_SPLIT_K_PARTS`]), summed
+    /// in slice order.
     fn gemm_split_k(
         &self,
         (m, n, k): (usize, usize, usize),
@@ -235,7 +232,9 @@ impl CpuBackend {
         beta: f32,
         (dst, d): (&mut [f32], MatRef),
     ) {
-        let parts = (k / (SPLIT_K_RATIO / 2 * m.max(n))).clamp(2, MAX_SPLIT_K_PARTS);
+        // A power of two, so that the slices share out evenly over 2, 4, 8, … threads.
+        let wanted = (k / (SPLIT_K_RATIO / 2 * m.max(n))).clamp(2, MAX_SPLIT_K_PARTS);
+        let parts = 1 << wanted.ilog2();
         let mut partials = self.split_k.lock().unwrap_or_else(PoisonError::into_inner);
         if partials.len() < parts * m * n {
             partials.resize(parts * m * n, 0.0);
@@ -339,31 +338,6 @@ impl CpuBackend {
             add_columns(self.simd, rows, width, acc);
         }
     }
-
-    /// The hard-ball factor inputs of every point: `‖x_n‖²` into `sq` (f64, parallel over points).
-    fn squared_norms(&self, points: &[f32], dim: usize, sq: &mut [f64]) {
-        let simd = self.simd;
-        if dim == 0 {
-            sq.fill(0.0);
-            return;
-        }
-        let points = &points[..sq.len() * dim];
-        match self.stream_items(sq.len(), dim) {
-            None => {
-                for (s, x) in sq.iter_mut().zip(points.chunks_exact(dim)) {
-                    *s = sum_squares(simd, x);
-                }
-            }
-            Some(per) => sq
-                .par_chunks_mut(per)
-                .zip(points.par_chunks(per * dim))
-                .for_each(|(sq, pts)| {
-                    for (s, x) in sq.iter_mut().zip(pts.chunks_exact(dim)) {
-                        *s = sum_squares(simd, x);
-                    }
-                }),
-        }
-    }
 }
 
 multiversioned! {
@@ -379,13 +353,6 @@ multiversioned! {
         out: &mut [f32],
     ) {
         rng::sample_ball_points_from(seed, stream, step, first, n, d, out)
-    }
-}
-
-multiversioned! {
-    /// [`simd::sum_squares`], dispatched.
-    fn sum_squares(x: &[f32]) -> f64 {
-        simd::sum_squares(x)
     }
 }
 
@@ -508,16 +475,6 @@ fn check_order(shape: JetShape) {
         jet::MAX_ORDER,
         shape.order
     );
-}
-
-/// Number of slot-1 tangent blocks of an input layer: one per direction, or the single summed block
-/// of a collapsed 1-jet (where slot 1 is the top).
-fn slot1_blocks(shape: JetShape) -> usize {
-    if shape.collapsed && shape.order == 1 {
-        1
-    } else {
-        shape.n_dirs
-    }
 }
 
 impl Backend for CpuBackend {
@@ -670,313 +627,6 @@ impl Backend for CpuBackend {
         });
     }
 
-    fn input_layer_forward(
-        &self,
-        shape: JetShape,
-        dim: usize,
-        points: &Self::Buf,
-        probes: &Probes<'_, Self>,
-        params: &Self::Buf,
-        weight_offset: usize,
-        z: &mut Self::Buf,
-    ) {
-        assert!(
-            shape.order >= 1,
-            "the input layer needs jet order at least 1"
-        );
-        let (np, width, dirs) = (shape.n_points, shape.width, shape.n_dirs);
-        let block_len = np * width;
-        let z = &mut z[..shape.len()];
-        let bias_offset = weight_offset + width * dim;
-        // Primal rows: X·W1ᵀ (W1 is `width × dim` row-major, so W1ᵀ is its column-major view).
-        self.gemm_raw(
-            (np, width, dim),
-            1.0,
-            (points, MatRef::row_major(0, dim)),
-            (params, MatRef::transposed(weight_offset, dim)),
-            0.0,
-            (&mut z[..block_len], MatRef::row_major(0, width)),
-        );
-        add_bias_rows(
-            &mut z[..block_len],
-            &params[bias_offset..bias_offset + width],
-        );
-        let slots = slot1_blocks(shape);
-        let summed = slots != dirs;
-        self.with_scratch(dirs * width + width, 0, |cols, _| {
-            let (per_dir, sum) = cols.split_at_mut(dirs * width);
-            // The tangent rows W1·v_s, one row of `width` values per direction.
-            match probes.kind {
-                ProbeKind::OneHot => {
-                    for (s, row) in per_dir
-                        .chunks_exact_mut(width.max(1))
-                        .enumerate()
-                        .take(dirs)
-                    {
-                        let i = probes.indices[s] as usize;
-                        assert!(i < dim, "probe index {i} out of 0..{dim}");
-                        // A strided gather: column i of W1.
-                        for (h, v) in row.iter_mut().enumerate() {
-                            *v = params[weight_offset + h * dim + i];
-                        }
-                    }
-                }
-                ProbeKind::Dense => self.gemm_raw(
-                    (dirs, width, dim),
-                    1.0,
-                    (probes.dense, MatRef::row_major(0, dim)),
-                    (params, MatRef::transposed(weight_offset, dim)),
-                    0.0,
-                    (per_dir, MatRef::row_major(0, width)),
-                ),
-            }
-            let rows: &[f32] = if summed {
-                // A collapsed 1-jet stores Σ_s W1·v_s in its one top block.
-                sum.fill(0.0);
-                for row in per_dir.chunks_exact(width.max(1)).take(dirs) {
-                    for (a, v) in sum.iter_mut().zip(row) {
-                        *a += v;
-                    }
-                }
-                sum
-            } else {
-                per_dir
-            };
-            // Every point shares the probe tangents: broadcast each row over its block.
-            for (j, row) in rows.chunks_exact(width.max(1)).enumerate().take(slots) {
-                let block = &mut z[(1 + j) * block_len..(2 + j) * block_len];
-                for dst in block.chunks_exact_mut(width.max(1)) {
-                    dst.copy_from_slice(row);
-                }
-            }
-        });
-        // All higher coefficients of the input jet are zero.
-        z[(1 + slots) * block_len..].fill(0.0);
-    }
-
-    fn input_layer_backward(
-        &self,
-        shape: JetShape,
-        dim: usize,
-        points: &Self::Buf,
-        probes: &Probes<'_, Self>,
-        z_bar: &Self::Buf,
-        grad: &mut Self::Buf,
-        weight_offset: usize,
-    ) {
-        assert!(
-            shape.order >= 1,
-            "the input layer needs jet order at least 1"
-        );
-        let (np, width, dirs) = (shape.n_points, shape.width, shape.n_dirs);
-        let block_len = np * width;
-        let z_bar = &z_bar[..shape.len()];
-        let bias_offset = weight_offset + width * dim;
-        // ∂W1 += z̄_primalᵀ·X: the one large product of a step at high dimension.
-        self.gemm_raw(
-            (width, dim, np),
-            1.0,
-            (z_bar, MatRef::transposed(0, width)),
-            (points, MatRef::row_major(0, dim)),
-            1.0,
-            (grad, MatRef::row_major(weight_offset, dim)),
-        );
-        let slots = slot1_blocks(shape);
-        self.with_scratch(dirs * width, width.max(1), |sums, acc| {
-            // ∂b1 += Σ_n z̄_primal.
-            self.column_sums(&z_bar[..block_len], width, acc);
-            for (g, a) in grad[bias_offset..bias_offset + width]
-                .iter_mut()
-                .zip(acc.iter())
-            {
-                *g = (f64::from(*g) + a) as f32;
-            }
-            // G[s] = Σ_n z̄[slot-1 block of s]; in a collapsed 1-jet every direction shares the block.
-            for s in 0..dirs {
-                let j = if slots == 1 { 0 } else { s };
-                if s == 0 || slots != 1 {
-                    self.column_sums(&z_bar[(1 + j) * block_len..(2 + j) * block_len], width, acc);
-                }
-                for (g, a) in sums[s * width..(s + 1) * width].iter_mut().zip(acc.iter()) {
-                    *g = *a as f32;
-                }
-            }
-            match probes.kind {
-                ProbeKind::OneHot => {
-                    // A scatter-add of G[s] into column idx[s] of ∂W1 (repeated indices add up).
-                    for s in 0..dirs {
-                        let i = probes.indices[s] as usize;
-                        assert!(i < dim, "probe index {i} out of 0..{dim}");
-                        for h in 0..width {
-                            grad[weight_offset + h * dim + i] += sums[s * width + h];
-                        }
-                    }
-                }
-                ProbeKind::Dense => self.gemm_raw(
-                    (width, dim, dirs),
-                    1.0,
-                    (sums, MatRef::transposed(0, width)),
-                    (probes.dense, MatRef::row_major(0, dim)),
-                    1.0,
-                    (grad, MatRef::row_major(weight_offset, dim)),
-                ),
-            }
-        });
-    }
-
-    fn pinn_residual(
-        &self,
-        p: ResidualParams,
-        m: &Self::Buf,
-        points: &Self::Buf,
-        probes: &Probes<'_, Self>,
-        forcing: &Self::Buf,
-        loss_terms: &mut Self::Buf,
-        m_bar: &mut Self::Buf,
-    ) {
-        let shape = p.shape;
-        assert_eq!(
-            shape.width, 1,
-            "the residual reads a model output of width 1"
-        );
-        let (np, dirs, order, dim) = (shape.n_points, shape.n_dirs, shape.order, p.dim);
-        let m = &m[..shape.len()];
-        let m_bar = &mut m_bar[..shape.len()];
-        let hard = p.hard_ball_boundary;
-        let dense = probes.kind == ProbeKind::Dense;
-        // Scratch: f64 [‖x_n‖² (np) | ‖v_s‖² (dirs)], f32 [x_n·v_s (np × dirs), dense only].
-        let n32 = if hard && dense { np * dirs } else { 0 };
-        self.with_scratch(n32, np + dirs, |xv, f64s| {
-            let (x2, vv) = f64s.split_at_mut(np);
-            if hard {
-                self.squared_norms(points, dim, x2);
-                match probes.kind {
-                    ProbeKind::OneHot => vv.fill(1.0),
-                    ProbeKind::Dense => {
-                        for (s, v) in vv.iter_mut().enumerate() {
-                            *v = sum_squares(self.simd, &probes.dense[s * dim..(s + 1) * dim]);
-                        }
-                        // x_n·v_s for all pairs: one small product (np × dirs, inner dim).
-                        self.gemm_raw(
-                            (np, dirs, dim),
-                            1.0,
-                            (points, MatRef::row_major(0, dim)),
-                            (probes.dense, MatRef::transposed(0, dim)),
-                            0.0,
-                            (xv, MatRef::row_major(0, dirs)),
-                        );
-                    }
-                }
-            }
-            // The boundary factor φ(x + v t) = [1 − ‖x‖², −2x·v, −‖v‖², 0, …] (or [1, 0, …]).
-            let phi = |k: usize, n: usize, s: usize| -> f64 {
-                match (hard, k) {
-                    (false, 0) => 1.0,
-                    (false, _) => 0.0,
-                    (true, 0) => 1.0 - x2[n],
-                    (true, 1) => {
-                        let xs = match probes.kind {
-                            ProbeKind::OneHot => {
-                                let i = probes.indices[s] as usize;
-                                assert!(i < dim, "probe index {i} out of 0..{dim}");
-                                f64::from(points[n * dim + i])
-                            }
-                            ProbeKind::Dense => f64::from(xv[n * dirs + s]),
-                        };
-                        -2.0 * xs
-                    }
-                    (true, 2) => -vv[s],
-                    (true, _) => 0.0,
-                }
-            };
-            let weight = f64::from(p.top_weight) * crate::series::factorial(order);
-            let inv_n = 1.0 / np as f64;
-            let at = |k: usize, s: usize, n: usize| shape.block(k, s) * np + n;
-            m_bar.fill(0.0);
-            for n in 0..np {
-                let m_of = |k: usize, s: usize| f64::from(m[at(k, s, n)]);
-                let phi0 = phi(0, n, 0);
-                let m0 = m_of(0, 0);
-                let u0 = phi0 * m0;
-                // Σ_s φ_K^s: the top of the factor, linear in the tangents.
-                let phi_top: f64 = (0..dirs).map(|s| phi(order, n, s)).sum();
-                // u_K of u = φ·m (Cauchy product), summed over directions; collapsed: the lower
-                // series of every direction plus the linear top terms, as in `mul_forward`.
-                let mut est = 0.0;
-                if shape.collapsed {
-                    for s in 0..dirs {
-                        for j in 1..order {
-                            est += phi(j, n, s) * m_of(order - j, s);
-                        }
-                    }
-                    est += phi0 * m_of(order, 0) + m0 * phi_top;
-                } else {
-                    for s in 0..dirs {
-                        for j in 0..=order {
-                            est += phi(j, n, s) * m_of(order - j, s);
-                        }
-                    }
-                }
-                let r = weight * est + p.nonlinearity.value(u0) - f64::from(forcing[n]);
-                loss_terms[n] = (r * r) as f32;
-                let r_bar = 2.0 * r * inv_n;
-                let top_bar = r_bar * weight;
-                // m̄ = adjoint of the product in m: m̄_j^s = ū_K·φ_{K−j}^s, m̄_0 = ū_0·φ_0 + ū_K·Σ_s φ_K^s.
-                m_bar[at(0, 0, n)] =
-                    (r_bar * p.nonlinearity.derivative(u0) * phi0 + top_bar * phi_top) as f32;
-                let upper = if shape.collapsed { order - 1 } else { order };
-                for s in 0..dirs {
-                    for j in 1..=upper {
-                        m_bar[at(j, s, n)] = (top_bar * phi(order - j, n, s)) as f32;
-                    }
-                }
-                if shape.collapsed {
-                    m_bar[at(order, 0, n)] = (top_bar * phi0) as f32;
-                }
-            }
-        });
-    }
-
-    fn forcing(
-        &self,
-        solution: SolutionKind,
-        nonlinearity: Nonlinearity,
-        n: usize,
-        dim: usize,
-        coeffs: &Self::Buf,
-        points: &Self::Buf,
-        g: &mut Self::Buf,
-        exact: &mut Self::Buf,
-    ) {
-        let coeffs = &coeffs[..solution.n_terms(dim)];
-        let simd = self.simd;
-        let one = |i: usize, g: &mut f32, e: &mut f32| {
-            let (gv, ev) = forcing::forcing_at(
-                simd,
-                solution,
-                nonlinearity,
-                coeffs,
-                &points[i * dim..(i + 1) * dim],
-            );
-            *g = gv as f32;
-            *e = ev as f32;
-        };
-        let (g, exact) = (&mut g[..n], &mut exact[..n]);
-        let run = |first: usize, g: &mut [f32], e: &mut [f32]| {
-            for (i, (gi, ei)) in g.iter_mut().zip(e.iter_mut()).enumerate() {
-                one(first + i, gi, ei);
-            }
-        };
-        match self.stream_items(n, dim) {
-            None => run(0, g, exact),
-            Some(per) => g
-                .par_chunks_mut(per)
-                .zip(exact.par_chunks_mut(per))
-                .enumerate()
-                .for_each(|(c, (g, e))| run(c * per, g, e)),
-        }
-    }
-
     fn sample(&self, what: Sampling, seed: u64, step: u32, out: &mut Self::Buf) {
         match what {
             Sampling::BallPoints {
@@ -1050,8 +700,8 @@ impl Backend for CpuBackend {
         v: &mut Self::Buf,
     ) {
         let (b1, b2) = (f64::from(s.beta1), f64::from(s.beta2));
-        let c1 = 1.0 - b1.powi(s.t as i32);
-        let c2 = 1.0 - b2.powi(s.t as i32);
+        let c1 = 1.0 - b1.powf(f64::from(s.t));
+        let c2 = 1.0 - b2.powf(f64::from(s.t));
         let lr_t = (f64::from(s.lr) / c1) as f32;
         let inv_c2 = (1.0 / c2.sqrt()) as f32;
         let n = params.len();

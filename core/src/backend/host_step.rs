@@ -1,14 +1,17 @@
-//! Host implementations of the generic step primitives ([`super::GenericStep`]) shared by the
-//! reference (f64) and CPU (f32) backends: the ansatz-and-readout, its adjoint, and the tangent rows
-//! of the input layer with probes in any slot. The CPU backend runs its large products itself.
+//! Host implementations of the generic step primitives ([`super::GenericStep`]) for any backend whose
+//! buffers are host vectors (the reference in f64, the CPU backend and custom host backends in f32):
+//! the ansatz-and-readout, its adjoint, and the tangent rows of the input layer with probes in any
+//! slot. The CPU backend runs its large products itself.
 
-use super::{ProbeKind, ReadoutShape};
+use super::{Backend, ProbeKind, ReadoutShape, SlotProbes};
 use crate::batch::JetShape;
 use crate::series::factorial;
 
 /// A host float: f64 for the reference, f32 for the CPU backend; sums run in f64.
-pub(crate) trait HostFloat: Copy + Send + Sync {
+pub trait HostFloat: Copy + Send + Sync {
+    /// The value in f64.
     fn get(self) -> f64;
+    /// The f64 value rounded to this type.
     fn put(v: f64) -> Self;
 }
 
@@ -34,12 +37,32 @@ impl HostFloat for f32 {
     }
 }
 
-/// Host probe buffers (one-hot slots or dense rows).
-pub(crate) struct HostSlots<'a, T> {
+/// Host probe buffers (one-hot slots or dense rows); see [`SlotProbes`] for their meaning.
+#[derive(Clone, Copy, Debug)]
+pub struct HostSlots<'a, T> {
+    /// Which buffers are read.
     pub kind: ProbeKind,
+    /// `V·K` coordinate indices (one-hot).
     pub slot_index: &'a [u32],
+    /// `V·K` Taylor coefficients (one-hot).
     pub slot_coeff: &'a [T],
+    /// `V × stride` tangents (dense).
     pub dense: &'a [T],
+}
+
+impl<'a, T> HostSlots<'a, T> {
+    /// The probes of a backend whose buffers are host vectors.
+    pub fn of<B>(p: &'a SlotProbes<'_, B>) -> Self
+    where
+        B: Backend<Buf = Vec<T>, Idx = Vec<u32>> + ?Sized,
+    {
+        Self {
+            kind: p.kind,
+            slot_index: p.slot_index,
+            slot_coeff: p.slot_coeff,
+            dense: p.dense,
+        }
+    }
 }
 
 /// The series of `u = A + B·m` of direction `s` at point `n`, coefficients `0..=K`; in a collapsed
@@ -74,7 +97,7 @@ fn u_series<T: HostFloat>(
 }
 
 /// [`super::GenericStep::readout_forward`] on host buffers.
-pub(crate) fn readout_forward<T: HostFloat>(
+pub fn readout_forward<T: HostFloat>(
     r: ReadoutShape,
     m: &[T],
     ansatz: &[T],
@@ -120,7 +143,7 @@ pub(crate) fn readout_forward<T: HostFloat>(
 }
 
 /// [`super::GenericStep::readout_backward`] on host buffers.
-pub(crate) fn readout_backward<T: HostFloat>(
+pub fn readout_backward<T: HostFloat>(
     r: ReadoutShape,
     ansatz: &[T],
     weights: &[T],
@@ -172,7 +195,7 @@ pub(crate) fn readout_backward<T: HostFloat>(
 
 /// The tangent row of direction `s`, slot `k` (`W1·v_k^s`, `width` values) into `row`; `false` when
 /// the slot is empty.
-pub(crate) fn tangent_row<T: HostFloat>(
+pub fn tangent_row<T: HostFloat>(
     probes: &HostSlots<'_, T>,
     order: usize,
     stride: usize,
@@ -212,7 +235,7 @@ pub(crate) fn tangent_row<T: HostFloat>(
 }
 
 /// Writes the tangent blocks of the input layer (every block but the primal) from the probes.
-pub(crate) fn input_tangent_blocks<T: HostFloat>(
+pub fn input_tangent_blocks<T: HostFloat>(
     shape: JetShape,
     stride: usize,
     probes: &HostSlots<'_, T>,
@@ -266,7 +289,7 @@ pub(crate) fn input_tangent_blocks<T: HostFloat>(
 
 /// Accumulates the tangent rows' weight gradient: `G_k^s = Σ_n z̄[block(k, s), n]` scattered into
 /// the probed columns (one-hot) or multiplied by the dense tangents.
-pub(crate) fn input_tangent_grad<T: HostFloat>(
+pub fn input_tangent_grad<T: HostFloat>(
     shape: JetShape,
     stride: usize,
     probes: &HostSlots<'_, T>,

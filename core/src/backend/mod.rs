@@ -1,8 +1,19 @@
-//! The `Backend` trait: the dozen device primitives that one STDE training step is built from.
+//! The backend traits: the 21 device primitives that one STDE training step is built from.
 //!
-//! Everything above these primitives (estimators, operators, the PINN residual's readout weights, the
-//! training loop, checkpoints) is written once in `stde-core`. A backend owns device memory and runs
-//! kernels; it never sees an estimator or a PDE beyond the small descriptors passed here.
+//! A backend implements three traits, layered so that each can be tested on its own:
+//!
+//! * [`Backend`] (13 methods): memory, transfers, matrix products, biases, jet activations and their
+//!   adjoints, counter-based draws and the fused Adam update;
+//! * [`ProgramBackend`] (3 methods): compiles a [`Program`] (the problem's expressions, lowered by
+//!   [`crate::program::lower`]) and runs it in primal mode or as Taylor series along probe directions;
+//! * [`GenericStep`] (5 methods): the input layer with probes in any slot and its adjoint, the
+//!   ansatz-and-readout from model jets to term estimates and its adjoint, and the point samplers.
+//!
+//! Everything above these primitives (the problem, its expressions, the estimators and the probe
+//! plan, the training loop, checkpoints) is written once in `stde-core`. A backend owns device memory
+//! and runs kernels; it never knows a problem: equations, exact solutions, forcing, nonlinearities
+//! and ansatz factors reach it only as compiled programs, and operators only as probe tangents and
+//! readout weights.
 //!
 //! # Data layout (shared by every method)
 //!
@@ -13,7 +24,7 @@
 //!   `1 + (k−1)·V + s` (collapsed: one summed block for `k = K`). Values are Taylor coefficients.
 //! * A linear layer's weight is `out × in` row-major, its bias `out`, stored back to back in the flat
 //!   parameter buffer at the offsets of [`crate::mlp::MlpShape::offsets`].
-//! * Points are row-major `n × d`.
+//! * Points are row-major `n × stride` (`stride = d`, plus one for a time column).
 //!
 //! # Invariants
 //!
@@ -22,10 +33,13 @@
 //!   cannot block on the GPU. Native callers use `pollster::block_on` or any executor.
 //! * Shape errors are caller bugs and may panic; device failures return [`BackendError`].
 //!
-//! A new backend implements these methods and runs [`crate::conformance`] against itself.
+//! A new backend implements these methods and runs [`crate::conformance`] against itself (the
+//! [`conformance_tests!`](crate::conformance_tests) macro). A backend whose buffers are host vectors
+//! can reuse the host implementations of [`host_step`] and the program interpreter of
+//! [`crate::program::interp`].
 
 pub mod cpu;
-mod host_step;
+pub mod host_step;
 pub mod reference;
 
 pub use cpu::CpuBackend;
@@ -36,7 +50,6 @@ use std::future::Future;
 
 use crate::batch::JetShape;
 use crate::mlp::Activation;
-use crate::pde::ExactSolution;
 
 /// Runtime failures of a backend.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -115,105 +128,15 @@ impl Gemm {
     }
 }
 
-/// How the probe tangents of one step are given to the input layer.
+/// How the probe tangents of one step are given (see [`SlotProbes`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProbeKind {
-    /// Direction `s` has the one-hot tangent `e_{idx[s]}` in slot 1 (sparse and exact STDE): the
-    /// tangent rows of the first layer are columns of `W1` (a gather) and their adjoint a scatter-add.
+    /// Every slot of a direction holds a scaled one-hot tangent (sparse and exact STDE, the planner's
+    /// mixed partials): the tangent rows of the first layer are scaled columns of `W1` (a gather) and
+    /// their adjoint a scatter-add.
     OneHot,
-    /// Direction `s` has a dense tangent, row `s` of a `V × d` buffer, in slot 1 (dense STDE).
+    /// Direction `s` has a dense tangent, row `s` of a `V × stride` buffer, in slot 1 (dense STDE).
     Dense,
-}
-
-/// The probe tangents of one step, shared by all points.
-#[derive(Debug)]
-pub struct Probes<'a, B: Backend + ?Sized> {
-    /// Which buffer holds them.
-    pub kind: ProbeKind,
-    /// `V` indices (used when `kind` is `OneHot`).
-    pub indices: &'a B::Idx,
-    /// `V × d` tangents (used when `kind` is `Dense`).
-    pub dense: &'a B::Buf,
-}
-
-/// Which closed-form exact solution the PDE suite uses, for the forcing kernel.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SolutionKind {
-    /// `(1 − ‖x‖²) Σ_{i<d−1} c_i sin(x_i + cos x_{i+1} + x_{i+1} cos x_i)`.
-    TwoBody,
-    /// `(1 − ‖x‖²) Σ_{i<d−2} c_i exp(x_i x_{i+1} x_{i+2})`.
-    ThreeBody,
-}
-
-impl SolutionKind {
-    /// The closed form of [`crate::pde`] this kind names.
-    pub fn exact_solution(self) -> ExactSolution {
-        match self {
-            SolutionKind::TwoBody => ExactSolution::TwoBody,
-            SolutionKind::ThreeBody => ExactSolution::ThreeBody,
-        }
-    }
-
-    /// The number of coefficients `c_i` the forcing kernel reads at dimension `dim`.
-    pub fn n_terms(self, dim: usize) -> usize {
-        self.exact_solution().n_terms(dim)
-    }
-}
-
-impl From<ExactSolution> for SolutionKind {
-    fn from(solution: ExactSolution) -> Self {
-        match solution {
-            ExactSolution::TwoBody => SolutionKind::TwoBody,
-            ExactSolution::ThreeBody => SolutionKind::ThreeBody,
-        }
-    }
-}
-
-/// The nonlinearity `f(u)` in `L u + f(u) = g`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Nonlinearity {
-    /// `0` (Poisson).
-    Zero,
-    /// `u − u³` (Allen-Cahn).
-    AllenCahn,
-    /// `sin u` (Sine-Gordon).
-    SineGordon,
-}
-
-impl Nonlinearity {
-    /// `f(u)`.
-    pub fn value(self, u: f64) -> f64 {
-        match self {
-            Nonlinearity::Zero => 0.0,
-            Nonlinearity::AllenCahn => u - u * u * u,
-            Nonlinearity::SineGordon => u.sin(),
-        }
-    }
-
-    /// `f'(u)`.
-    pub fn derivative(self, u: f64) -> f64 {
-        match self {
-            Nonlinearity::Zero => 0.0,
-            Nonlinearity::AllenCahn => 1.0 - 3.0 * u * u,
-            Nonlinearity::SineGordon => u.cos(),
-        }
-    }
-}
-
-/// The PINN residual of one step: `r_n = Σ_s w·K!·u_K^s + f(u_0) − g(x_n)` with the hard-boundary
-/// ansatz `u = (1 − ‖x‖²)·m`, loss `Σ_n r_n² / N`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ResidualParams {
-    /// The jet shape of the model output (width 1).
-    pub shape: JetShape,
-    /// Input dimension `d`.
-    pub dim: usize,
-    /// Weight `w` of every direction's top derivative coefficient `y_K = K!·c_K`.
-    pub top_weight: f32,
-    /// `f(u)`.
-    pub nonlinearity: Nonlinearity,
-    /// Whether `u = (1 − ‖x‖²)·m` (else `u = m`).
-    pub hard_ball_boundary: bool,
 }
 
 /// Adam hyper-parameters of one update (`t` counts from 1).
@@ -246,12 +169,14 @@ pub enum Sampling {
         /// Generator stream.
         stream: u32,
     },
-    /// `count` Rademacher signs.
+    /// `count` Rademacher signs of the `DENSE_TANGENTS` stream: element `e` is the sign of word
+    /// `e % 4` of block `e / 4` ([`crate::rng::Philox::fill_rademacher_f32`]).
     Rademacher {
         /// How many.
         count: usize,
     },
-    /// `count` standard normals.
+    /// `count` standard normals of the `DENSE_TANGENTS` stream: element `e` is normal `e % 4` of
+    /// block `e / 4` ([`crate::rng::Philox::fill_normal_f32`]; equal to it to rounding).
     Gaussian {
         /// How many.
         count: usize,
@@ -304,6 +229,12 @@ pub trait Backend {
     );
 
     /// The jet rule of `act` on every (point, direction, feature) of `z`, written to `h` (same shape).
+    ///
+    /// In a collapsed shape the top block holds `Σ_s z_K^s`: every direction's series is formed
+    /// with its own top coefficient taken as 0, and the top block of `h` is the sum over directions
+    /// of those tops plus `σ'(z_0)·Σ_s z_K^s` once (the top enters linearly); the adjoint carries
+    /// the matching `σ''(z_0)·z_K·h̄_K` term into the primal cotangent. `crate::reference` is the
+    /// executable specification.
     fn jet_activation_forward(
         &self,
         act: Activation,
@@ -320,62 +251,6 @@ pub trait Backend {
         z: &Self::Buf,
         h_bar: &Self::Buf,
         z_bar: &mut Self::Buf,
-    );
-
-    /// The input layer on a jet batch: primal rows `x·W1ᵀ + b1`, slot-1 tangent rows `W1·v_s` for
-    /// every point (a column gather for one-hot probes), all other coefficient rows zero. `shape` is
-    /// the output shape (width = hidden width); `points` is `n × dim`; `W1` is at `weight_offset`.
-    fn input_layer_forward(
-        &self,
-        shape: JetShape,
-        dim: usize,
-        points: &Self::Buf,
-        probes: &Probes<'_, Self>,
-        params: &Self::Buf,
-        weight_offset: usize,
-        z: &mut Self::Buf,
-    );
-
-    /// Adjoint of [`Backend::input_layer_forward`] for the weights: accumulates `∂/∂W1` (primal rows:
-    /// `z_barᵀ·x`; tangent rows: a scatter-add into the probed columns, or `Σ z_barᵀ·v_s` for dense
-    /// probes) and `∂/∂b1` into `grad`.
-    fn input_layer_backward(
-        &self,
-        shape: JetShape,
-        dim: usize,
-        points: &Self::Buf,
-        probes: &Probes<'_, Self>,
-        z_bar: &Self::Buf,
-        grad: &mut Self::Buf,
-        weight_offset: usize,
-    );
-
-    /// The PINN residual: from the network output `m` (jet batch of width 1), the points, the probes
-    /// and the forcing `g` (`n` values), writes the per-point squared residuals to `loss_terms` (`n`
-    /// values; the loss is their mean) and the cotangent of `m` to `m_bar`.
-    fn pinn_residual(
-        &self,
-        p: ResidualParams,
-        m: &Self::Buf,
-        points: &Self::Buf,
-        probes: &Probes<'_, Self>,
-        forcing: &Self::Buf,
-        loss_terms: &mut Self::Buf,
-        m_bar: &mut Self::Buf,
-    );
-
-    /// Closed-form forcing `g(x) = Δu*(x) + f(u*(x))` and exact values `u*(x)` at the first `n`
-    /// points of `points` (`coeffs` holds the `c_i` of the solution).
-    fn forcing(
-        &self,
-        solution: SolutionKind,
-        nonlinearity: Nonlinearity,
-        n: usize,
-        dim: usize,
-        coeffs: &Self::Buf,
-        points: &Self::Buf,
-        g: &mut Self::Buf,
-        exact: &mut Self::Buf,
     );
 
     /// Draws from the counter-based generator at `(seed, step)` into `out`.

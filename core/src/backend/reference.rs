@@ -6,12 +6,11 @@ use std::future::Future;
 
 use super::host_step::{self, HostSlots};
 use super::{
-    AdamStep, Backend, BackendError, Gemm, GenericStep, Nonlinearity, PointSampling, ProbeKind,
-    Probes, ProgramBackend, ReadoutShape, ResidualParams, Sampling, SlotProbes, SolutionKind,
+    AdamStep, Backend, BackendError, Gemm, GenericStep, PointSampling, ProgramBackend,
+    ReadoutShape, Sampling, SlotProbes,
 };
-use crate::batch::{JetBatch, JetBatchRef, JetShape};
+use crate::batch::{JetBatchRef, JetShape};
 use crate::mlp::Activation;
-use crate::pde::{Equation, Problem};
 use crate::program::interp::{self, HostProbes};
 use crate::program::Program;
 use crate::reference;
@@ -20,28 +19,6 @@ use crate::rng;
 /// The f64 host backend.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReferenceBackend;
-
-impl ReferenceBackend {
-    /// The probe tangent of direction `s` as a dense vector of length `dim`.
-    fn tangent(probes: &Probes<'_, Self>, dim: usize, s: usize) -> Vec<f64> {
-        match probes.kind {
-            ProbeKind::OneHot => {
-                let mut v = vec![0.0; dim];
-                v[probes.indices[s] as usize] = 1.0;
-                v
-            }
-            ProbeKind::Dense => probes.dense[s * dim..(s + 1) * dim].to_vec(),
-        }
-    }
-}
-
-fn equation_of(n: Nonlinearity) -> Equation {
-    match n {
-        Nonlinearity::Zero => Equation::Poisson,
-        Nonlinearity::AllenCahn => Equation::AllenCahn,
-        Nonlinearity::SineGordon => Equation::SineGordon,
-    }
-}
 
 /// `op(X)[r][c]` of a row-major matrix stored `rows × cols` (or transposed).
 fn at(
@@ -167,179 +144,6 @@ impl Backend for ReferenceBackend {
         z_bar[..shape.len()].copy_from_slice(out.as_slice());
     }
 
-    fn input_layer_forward(
-        &self,
-        shape: JetShape,
-        dim: usize,
-        points: &Self::Buf,
-        probes: &Probes<'_, Self>,
-        params: &Self::Buf,
-        weight_offset: usize,
-        z: &mut Self::Buf,
-    ) {
-        let width = shape.width;
-        let w = &params[weight_offset..weight_offset + width * dim];
-        let b = &params[weight_offset + width * dim..weight_offset + width * (dim + 1)];
-        let mut out = JetBatch::zeros(shape);
-        for n in 0..shape.n_points {
-            for h in 0..width {
-                let mut acc = b[h];
-                for i in 0..dim {
-                    acc += w[h * dim + i] * points[n * dim + i];
-                }
-                out.set(0, 0, n, h, acc);
-            }
-        }
-        for s in 0..shape.n_dirs {
-            let v = Self::tangent(probes, dim, s);
-            for h in 0..width {
-                let t: f64 = (0..dim).map(|i| w[h * dim + i] * v[i]).sum();
-                for n in 0..shape.n_points {
-                    // In a collapsed 1-jet the slot-1 block is the summed top block.
-                    out.as_mut().add(1, s, n, h, t);
-                }
-            }
-        }
-        z[..shape.len()].copy_from_slice(out.as_slice());
-    }
-
-    fn input_layer_backward(
-        &self,
-        shape: JetShape,
-        dim: usize,
-        points: &Self::Buf,
-        probes: &Probes<'_, Self>,
-        z_bar: &Self::Buf,
-        grad: &mut Self::Buf,
-        weight_offset: usize,
-    ) {
-        let width = shape.width;
-        let zb = JetBatchRef::new(shape, &z_bar[..shape.len()]);
-        let bias_offset = weight_offset + width * dim;
-        for n in 0..shape.n_points {
-            for h in 0..width {
-                let g = zb.get(0, 0, n, h);
-                grad[bias_offset + h] += g;
-                for i in 0..dim {
-                    grad[weight_offset + h * dim + i] += g * points[n * dim + i];
-                }
-            }
-        }
-        // In a collapsed 1-jet all directions share the summed block, whose cotangent then applies to
-        // every direction's tangent alike; `get(1, s, …)` returns that block for every `s`.
-        for s in 0..shape.n_dirs {
-            let v = Self::tangent(probes, dim, s);
-            for h in 0..width {
-                let g: f64 = (0..shape.n_points).map(|n| zb.get(1, s, n, h)).sum();
-                for i in 0..dim {
-                    grad[weight_offset + h * dim + i] += g * v[i];
-                }
-            }
-        }
-    }
-
-    fn pinn_residual(
-        &self,
-        p: ResidualParams,
-        m: &Self::Buf,
-        points: &Self::Buf,
-        probes: &Probes<'_, Self>,
-        forcing: &Self::Buf,
-        loss_terms: &mut Self::Buf,
-        m_bar: &mut Self::Buf,
-    ) {
-        let shape = p.shape;
-        let order = shape.order;
-        let dim = p.dim;
-        let m_batch = JetBatchRef::new(shape, &m[..shape.len()]);
-        // The boundary factor φ(x(t)) = 1 − ‖x + v t‖² as a batch: [1 − ‖x‖², −2x·v, −‖v‖², 0, …].
-        let mut phi = JetBatch::zeros(shape);
-        for n in 0..shape.n_points {
-            let x = &points[n * dim..(n + 1) * dim];
-            let (c0, mut top) = if p.hard_ball_boundary {
-                (1.0 - x.iter().map(|a| a * a).sum::<f64>(), 0.0)
-            } else {
-                (1.0, 0.0)
-            };
-            phi.set(0, 0, n, 0, c0);
-            for s in 0..shape.n_dirs {
-                let v = Self::tangent(probes, dim, s);
-                let coef = if p.hard_ball_boundary {
-                    [
-                        -2.0 * x.iter().zip(&v).map(|(a, b)| a * b).sum::<f64>(),
-                        -v.iter().map(|a| a * a).sum::<f64>(),
-                    ]
-                } else {
-                    [0.0, 0.0]
-                };
-                for (i, c) in coef.iter().enumerate() {
-                    let k = i + 1;
-                    if k > order {
-                        break;
-                    }
-                    if shape.collapsed && k == order {
-                        top += c;
-                    } else {
-                        phi.set(k, s, n, 0, *c);
-                    }
-                }
-            }
-            if shape.collapsed {
-                phi.set(order, 0, n, 0, top);
-            }
-        }
-        let u = reference::mul_forward(phi.as_ref(), m_batch);
-        let fact = crate::series::factorial(order);
-        let weight = f64::from(p.top_weight) * fact;
-        let inv_n = 1.0 / shape.n_points as f64;
-        let mut u_bar = JetBatch::zeros(shape);
-        for n in 0..shape.n_points {
-            let est: f64 = if shape.collapsed {
-                weight * u.get(order, 0, n, 0)
-            } else {
-                (0..shape.n_dirs)
-                    .map(|s| weight * u.get(order, s, n, 0))
-                    .sum()
-            };
-            let u0 = u.get(0, 0, n, 0);
-            let r = est + p.nonlinearity.value(u0) - forcing[n];
-            loss_terms[n] = r * r;
-            let r_bar = 2.0 * r * inv_n;
-            u_bar.set(0, 0, n, 0, r_bar * p.nonlinearity.derivative(u0));
-            let dirs = if shape.collapsed { 1 } else { shape.n_dirs };
-            for s in 0..dirs {
-                u_bar.as_mut().add(order, s, n, 0, r_bar * weight);
-            }
-        }
-        let (_, mb) = reference::mul_adjoint(phi.as_ref(), m_batch, u_bar.as_ref());
-        m_bar[..shape.len()].copy_from_slice(mb.as_slice());
-    }
-
-    fn forcing(
-        &self,
-        solution: SolutionKind,
-        nonlinearity: Nonlinearity,
-        n: usize,
-        dim: usize,
-        coeffs: &Self::Buf,
-        points: &Self::Buf,
-        g: &mut Self::Buf,
-        exact: &mut Self::Buf,
-    ) {
-        let solution = solution.exact_solution();
-        let problem = Problem {
-            equation: equation_of(nonlinearity),
-            solution,
-            dim,
-            coeffs: coeffs[..solution.n_terms(dim)].to_vec(),
-        };
-        for i in 0..n {
-            let x = &points[i * dim..(i + 1) * dim];
-            g[i] = problem.forcing(x);
-            exact[i] = problem.exact(x);
-        }
-    }
-
     fn sample(&self, what: Sampling, seed: u64, step: u32, out: &mut Self::Buf) {
         let mut tmp = vec![0.0f32; out.len()];
         let philox = rng::Philox::new(seed);
@@ -374,8 +178,8 @@ impl Backend for ReferenceBackend {
         v: &mut Self::Buf,
     ) {
         let (b1, b2) = (f64::from(s.beta1), f64::from(s.beta2));
-        let c1 = 1.0 - b1.powi(s.t as i32);
-        let c2 = 1.0 - b2.powi(s.t as i32);
+        let c1 = 1.0 - b1.powf(f64::from(s.t));
+        let c2 = 1.0 - b2.powf(f64::from(s.t));
         for i in 0..params.len() {
             let g = grad[i];
             m[i] = b1 * m[i] + (1.0 - b1) * g;
@@ -428,15 +232,6 @@ impl ProgramBackend for ReferenceBackend {
     }
 }
 
-fn host_slots<'a>(p: &'a SlotProbes<'_, ReferenceBackend>) -> HostSlots<'a, f64> {
-    HostSlots {
-        kind: p.kind,
-        slot_index: p.slot_index,
-        slot_coeff: p.slot_coeff,
-        dense: p.dense,
-    }
-}
-
 impl GenericStep for ReferenceBackend {
     fn input_layer_forward_slots(
         &self,
@@ -461,7 +256,7 @@ impl GenericStep for ReferenceBackend {
         host_step::input_tangent_blocks(
             shape,
             stride,
-            &host_slots(probes),
+            &HostSlots::of(probes),
             params,
             weight_offset,
             z,
@@ -492,7 +287,7 @@ impl GenericStep for ReferenceBackend {
         host_step::input_tangent_grad(
             shape,
             stride,
-            &host_slots(probes),
+            &HostSlots::of(probes),
             z_bar,
             grad,
             weight_offset,

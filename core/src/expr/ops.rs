@@ -118,6 +118,30 @@ pub fn time_derivative(e: &Expr) -> Result<Expr, ExprError> {
     diff(e, &Var::Time, 0)
 }
 
+/// `½ tr(σσᵀ∇²e) = ½ Σ_j s_j² ∂²e/∂x_j²` for a diagonal `σ = diag(s)`, `s` a parameter array of
+/// length `d` named `s_param`, simplified.
+///
+/// # Errors
+/// As [`laplacian`].
+pub fn sigma_trace(e: &Expr, s_param: &str, dim: usize) -> Result<Expr, ExprError> {
+    reject_implicit(e)?;
+    let r = reps(e, 2, dim)?;
+    let s_i = Expr::new(ExprKind::Param {
+        name: s_param.to_owned(),
+        index: Some(Index::Window(0)),
+    });
+    let weight = CoordVec {
+        fixed: Vec::new(),
+        windows: vec![Window {
+            lo: DimExpr::constant(0),
+            hi: DimExpr::dim_plus(0),
+            scale: konst(0.5),
+            body: mul(s_i.clone(), s_i),
+        }],
+    };
+    Ok(simplify(&total(&hadamard(&r[2], &weight, dim), dim)))
+}
+
 /// `Σ_j b_j ∂e/∂x_j` with `b` a parameter array of length `d` named `b_param`, simplified.
 ///
 /// # Errors

@@ -91,7 +91,10 @@ pub enum TermOperator {
         /// `k`.
         order: usize,
     },
-    /// One mixed partial `∂^{|α|}u/∂x^α`, given as `(coordinate, order)` pairs.
+    /// One mixed partial `∂^{|α|}u/∂x^α`, given as `(coordinate, order)` pairs. Coordinates are
+    /// the columns of a point row: `0..d` are `x_0 … x_{d−1}` and, in a problem with time, `d` is
+    /// `t` (so `u_ty` at `d = 2` is `[[1, 1], [2, 1]]`). A problem that differentiates in `t` this
+    /// way has one dimension (`min-dim = max-dim`), so that the index means one variable.
     Partial {
         /// `α`.
         index: Vec<(usize, u32)>,
@@ -104,6 +107,12 @@ pub enum TermOperator {
     /// `b·∇u = Σ_j b_j ∂u/∂x_j` for a parameter array `b` of length `d`.
     Directional {
         /// The parameter `b`.
+        along: String,
+    },
+    /// The σ-weighted trace `½ tr(σσᵀ∇²u) = ½ Σ_j s_j² ∂²u/∂x_j²` of a diagonal `σ = diag(s)`, for a
+    /// parameter array `s` of length `d` (the generator of `dX = σ dW`).
+    SigmaTrace {
+        /// The parameter `s`.
         along: String,
     },
 }
@@ -142,10 +151,35 @@ impl TermOperator {
                 format!("Σ_i ∂{}u/{parts}", power(total))
             }
             TermOperator::Directional { along } => format!("{along}·∇u"),
+            TermOperator::SigmaTrace { along } => format!("½ tr(σσᵀ∇²u), σ = diag({along})"),
         }
     }
 
-    /// This operator applied to an expression, symbolically.
+    /// [`TermOperator::describe`] at dimension `dim`, where a partial's coordinate `dim` is the time
+    /// and is written `t`.
+    pub fn describe_at(&self, dim: usize) -> String {
+        match self {
+            TermOperator::Partial { index } => {
+                let total: u32 = index.iter().map(|&(_, q)| q).sum();
+                let parts: String = index
+                    .iter()
+                    .map(|&(j, q)| {
+                        let var = if j == dim {
+                            "t".to_string()
+                        } else {
+                            format!("x{j}")
+                        };
+                        format!("∂{var}{}", power(q))
+                    })
+                    .collect();
+                format!("∂{}u/{parts}", power(total))
+            }
+            other => other.describe(),
+        }
+    }
+
+    /// This operator applied to an expression, symbolically. A partial's coordinate `dim` is the
+    /// time (see [`TermOperator::Partial`]).
     ///
     /// # Errors
     /// [`ExprError`] when the expression's structure has no symbolic form for this operator.
@@ -155,7 +189,19 @@ impl TermOperator {
             TermOperator::Biharmonic => expr::ops::biharmonic(e, dim),
             TermOperator::TimeDerivative => expr::ops::time_derivative(e),
             TermOperator::Diagonal { order } => expr::ops::diagonal(e, *order, dim),
-            TermOperator::Partial { index } => expr::ops::partial(e, index, dim),
+            TermOperator::Partial { index } => {
+                let space: Vec<(usize, u32)> =
+                    index.iter().copied().filter(|&(j, _)| j != dim).collect();
+                let mut out = expr::ops::partial(e, &space, dim)?;
+                for _ in index
+                    .iter()
+                    .filter(|&&(j, _)| j == dim)
+                    .flat_map(|&(_, q)| 0..q)
+                {
+                    out = expr::ops::time_derivative(&out)?;
+                }
+                Ok(out)
+            }
             TermOperator::MixedWindow { orders } => {
                 let w = orders.len();
                 let mut total = Expr::new(ExprKind::Const(0.0));
@@ -176,6 +222,7 @@ impl TermOperator {
                 Ok(expr::diff::simplify(&total))
             }
             TermOperator::Directional { along } => expr::ops::directional(e, along, dim),
+            TermOperator::SigmaTrace { along } => expr::ops::sigma_trace(e, along, dim),
         }
     }
 }
@@ -199,6 +246,32 @@ pub struct TermSpec {
     pub name: String,
     /// The operator.
     pub operator: TermOperator,
+    /// Where the term is declared, for errors about it that arise later (planning it under an
+    /// estimator); `None` for a term built in Rust.
+    pub place: Option<Place>,
+}
+
+/// A place in a problem file: the file (or the name of a built-in problem), 1-based line and column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// The file.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+}
+
+impl Place {
+    /// An error at this place.
+    pub fn error(&self, message: impl Into<String>) -> ProblemFileError {
+        ProblemFileError {
+            file: self.file.clone(),
+            line: self.line,
+            col: self.col,
+            message: message.into(),
+        }
+    }
 }
 
 /// An expression with the place it was written.
@@ -272,8 +345,10 @@ pub struct PdeSpec {
     pub weight: f64,
 }
 
-/// A soft constraint: `mean(equation²)` over points of `domain` (at a fixed time, if given), times
-/// `weight`. The equation reads `x`, `t`, `u`, the parameters, and `exact` for the exact solution.
+/// A soft constraint: `weight · (mean(e²) + gradient_weight · mean(‖∇ₓe‖²))` over points of
+/// `domain` (at a fixed time, if given), where `e` is `equation`. The equation reads `x`, `t`, `u`,
+/// the parameters, and `exact` for the exact solution; with gradient matching it must be affine in
+/// `u` (`e = α(x, t)·u + β(x, t)`, as `u − g` is).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConstraintSpec {
     /// Where its points come from.
@@ -284,6 +359,46 @@ pub struct ConstraintSpec {
     pub equation: Source,
     /// Loss weight.
     pub weight: f64,
+    /// Weight `C_g` of the gradient-matching part (0: none).
+    pub gradient_weight: f64,
+    /// Points per step (else the run's batch).
+    pub points: Option<usize>,
+}
+
+/// The value of the solution at one point, for problems judged there (the parabolic problems'
+/// `u(0, 0)`): the point has every coordinate `x` and time `t`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReferenceSpec {
+    /// Every coordinate of the point.
+    pub x: f64,
+    /// The time of the point (0 without a time variable).
+    pub t: f64,
+    /// The value at every dimension, if it does not depend on it.
+    pub value: Option<f64>,
+    /// Values by dimension, sorted by dimension.
+    pub by_dim: Vec<(usize, f64)>,
+}
+
+impl ReferenceSpec {
+    /// The value at dimension `dim`, if known.
+    pub fn value_at(&self, dim: usize) -> Option<f64> {
+        self.value.or_else(|| {
+            self.by_dim
+                .iter()
+                .find(|&&(d, _)| d == dim)
+                .map(|&(_, v)| v)
+        })
+    }
+}
+
+/// A reference point resolved at one dimension.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PointReference {
+    /// The point, one row of the input width (`d`, plus the time).
+    pub point: Vec<f64>,
+    /// The solution's value there, if known at this dimension (else training reports the model's
+    /// value there without an error).
+    pub value: Option<f64>,
 }
 
 /// Settings a problem suggests when the user gives none.
@@ -293,6 +408,9 @@ pub struct Defaults {
     pub estimator: Option<crate::train::EstimatorKind>,
     /// `V`.
     pub rand_dims: Option<usize>,
+    /// How fixed jets are shared between terms (a problem built in Rust may ask for the naive plan
+    /// of one pushforward per derivative, to measure what sharing saves).
+    pub jets: crate::step_plan::JetSharing,
 }
 
 /// A problem, independent of dimension and seed.
@@ -322,6 +440,8 @@ pub struct ProblemSpec {
     pub exact: Option<Source>,
     /// Soft constraints.
     pub constraints: Vec<ConstraintSpec>,
+    /// The solution's value at one point, for problems judged there.
+    pub reference: Option<ReferenceSpec>,
 }
 
 /// Why a problem cannot be instantiated.
@@ -367,6 +487,8 @@ pub struct Instance {
     pub exact: Option<Expr>,
     /// The soft constraints, checked, with `exact` replaced by the exact solution.
     pub constraints: Vec<Constraint>,
+    /// The reference value at this dimension, for problems judged at one point.
+    pub reference: Option<PointReference>,
 }
 
 /// A soft constraint of an instance.
@@ -382,6 +504,33 @@ pub struct Constraint {
     pub scope: Scope,
     /// Loss weight.
     pub weight: f64,
+    /// Gradient matching: `C_g` and the equation as `α(x, t)·u + β(x, t)`.
+    pub gradient: Option<GradientMatch>,
+    /// Points per step (else the run's batch).
+    pub points: Option<usize>,
+}
+
+/// The gradient-matching part of a soft constraint: `C_g · mean(‖∇ₓe‖²)` with `e = α·u + β`, so that
+/// `e` along a probe direction is the series of the ansatz `(α·A + β) + (α·B)·network`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GradientMatch {
+    /// `C_g`.
+    pub weight: f64,
+    /// `α = ∂e/∂u` (free of `u`).
+    pub alpha: Expr,
+    /// `β = e` at `u = 0`.
+    pub beta: Expr,
+}
+
+/// Whether `e` reads the solution `u`.
+fn mentions_solution(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Solution => true,
+        ExprKind::Call(_, a) | ExprKind::Neg(a) => mentions_solution(a),
+        ExprKind::Binary(_, a, b) => mentions_solution(a) || mentions_solution(b),
+        ExprKind::Reduce { body, .. } => mentions_solution(body),
+        _ => false,
+    }
 }
 
 /// Whether `e` reads the term `name`.
@@ -469,6 +618,40 @@ impl ProblemSpec {
                 dim,
             });
         }
+        // Terms that read coordinates beyond `d` at this dimension, at their declaration.
+        for t in &self.terms {
+            let beyond = match &t.operator {
+                TermOperator::Partial { index } => {
+                    let time = self.time.is_some();
+                    let fixed = self.max_dim == Some(self.min_dim);
+                    index.iter().find_map(|&(j, _)| match j.cmp(&dim) {
+                        std::cmp::Ordering::Less => None,
+                        std::cmp::Ordering::Equal if time && fixed => None,
+                        std::cmp::Ordering::Equal if time => Some(format!(
+                            "coordinate {j} is the time t at d = {dim} but a space coordinate at \
+                             larger d; a problem that differentiates in t through `index` needs \
+                             min-dim = max-dim"
+                        )),
+                        _ => Some(format!(
+                            "coordinate {j} is outside 0..{dim} (d = {dim}){}",
+                            if time {
+                                format!(", or {dim} for the time t")
+                            } else {
+                                String::new()
+                            }
+                        )),
+                    })
+                }
+                TermOperator::MixedWindow { orders } if orders.len() > dim => Some(format!(
+                    "a window of {} coordinates does not fit in d = {dim}",
+                    orders.len()
+                )),
+                _ => None,
+            };
+            if let (Some(m), Some(place)) = (beyond, &t.place) {
+                return Err(place.error(format!("term `{}`: {m}", t.name)).into());
+            }
+        }
         let scope = Scope {
             dim,
             has_time: self.time.is_some(),
@@ -480,9 +663,10 @@ impl ProblemSpec {
                 .map(|p| (p.name.clone(), p.shape.clone()))
                 .collect(),
         };
+        // The terms stay in scope, so that one read here is refused as a derivative of the
+        // solution rather than as an unknown name.
         let data_scope = Scope {
             has_solution: false,
-            terms: Vec::new(),
             ..scope.clone()
         };
         let check = |src: &Source, scope: &Scope| {
@@ -533,7 +717,18 @@ impl ProblemSpec {
                 terms: vec!["exact".into()],
                 ..scope.clone()
             };
-            let checked = check(&c.equation, &with_exact)?;
+            let checked =
+                expr::check::check(&c.equation.parsed, &with_exact).map_err(|mut e| {
+                    if let expr::ExprErrorKind::UndefinedTerm { name, .. } = &e.kind {
+                        if self.terms.iter().any(|t| t.name == *name) {
+                            e.kind = expr::ExprErrorKind::Type(format!(
+                            "the term `{name}` cannot be used in a constraint, which reads x, t, \
+                             u, the parameters and `exact`"
+                        ));
+                        }
+                    }
+                    InstanceError::from(c.equation.locate(&e))
+                })?;
             let exact_value = match &exact {
                 Some(e) => e.clone(),
                 None if mentions_term(&checked, "exact") => {
@@ -546,6 +741,37 @@ impl ProblemSpec {
                 &Expr::new(ExprKind::Solution),
                 &[("exact".into(), exact_value)],
             );
+            let gradient = if c.gradient_weight > 0.0 {
+                let alpha = expr::diff::simplify(
+                    &expr::diff::diff(&equation, &expr::diff::Var::Solution, dim)
+                        .map_err(|e| c.equation.locate(&e))?,
+                );
+                if mentions_solution(&alpha) {
+                    return Err(c
+                        .equation
+                        .locate(&ExprError::new(
+                            c.equation.parsed.span,
+                            expr::ExprErrorKind::NotDerivable(
+                                "gradient matching needs an equation affine in `u` (such as \
+                                 `u - g`)"
+                                    .into(),
+                            ),
+                        ))
+                        .into());
+                }
+                let beta = expr::diff::simplify(&substitute(
+                    &equation,
+                    &Expr::new(ExprKind::Const(0.0)),
+                    &[],
+                ));
+                Some(GradientMatch {
+                    weight: c.gradient_weight,
+                    alpha,
+                    beta,
+                })
+            } else {
+                None
+            };
             constraints.push(Constraint {
                 domain: c.domain,
                 at_time: c.at_time,
@@ -555,8 +781,21 @@ impl ProblemSpec {
                     ..scope.clone()
                 },
                 weight: c.weight,
+                gradient,
+                points: c.points,
             });
         }
+        let reference = match &self.reference {
+            None => None,
+            Some(rf) => {
+                let value = rf.value_at(dim);
+                let mut point = vec![rf.x; dim];
+                if self.time.is_some() {
+                    point.push(rf.t);
+                }
+                Some(PointReference { point, value })
+            }
+        };
         let params = self.draw_params(dim, seed).concat();
         Ok(Instance {
             spec: self.clone(),
@@ -568,6 +807,7 @@ impl ProblemSpec {
             ansatz: (a, b),
             exact,
             constraints,
+            reference,
         })
     }
 }
@@ -603,10 +843,38 @@ impl Instance {
             &self.data_scope(),
         )
     }
+
+    /// The program of a gradient-matching constraint's `e = α·u + β` as an ansatz: outputs
+    /// `α·A + β` and `α·B`, so that the readout of the model gives the series of `e` itself.
+    ///
+    /// # Errors
+    /// As [`Instance::data_program`].
+    pub fn constraint_ansatz_program(&self, m: &GradientMatch) -> Result<Program, ExprError> {
+        let (a, b) = &self.ansatz;
+        let mul = |x: &Expr, y: &Expr| {
+            Expr::new(ExprKind::Binary(
+                expr::BinOp::Mul,
+                Box::new(x.clone()),
+                Box::new(y.clone()),
+            ))
+        };
+        let shifted = Expr::new(ExprKind::Binary(
+            expr::BinOp::Add,
+            Box::new(mul(&m.alpha, a)),
+            Box::new(m.beta.clone()),
+        ));
+        lower::lower(
+            &[
+                expr::diff::simplify(&shifted),
+                expr::diff::simplify(&mul(&m.alpha, b)),
+            ],
+            &self.data_scope(),
+        )
+    }
 }
 
 /// The problems shipped with stde, as `(name, file text)`.
-pub const BUILTIN: [(&str, &str); 10] = [
+pub const BUILTIN: [(&str, &str); 16] = [
     (
         "poisson-two-body",
         include_str!("../../problems/poisson-two-body.toml"),
@@ -641,6 +909,21 @@ pub const BUILTIN: [(&str, &str); 10] = [
         include_str!("../../problems/third-order-mixed.toml"),
     ),
     ("heat", include_str!("../../problems/heat.toml")),
+    (
+        "heat-parabolic",
+        include_str!("../../problems/heat-parabolic.toml"),
+    ),
+    (
+        "allen-cahn-parabolic",
+        include_str!("../../problems/allen-cahn-parabolic.toml"),
+    ),
+    (
+        "sine-gordon-parabolic",
+        include_str!("../../problems/sine-gordon-parabolic.toml"),
+    ),
+    ("kdv-2d", include_str!("../../problems/kdv-2d.toml")),
+    ("kp-2d", include_str!("../../problems/kp-2d.toml")),
+    ("gkdv-1d", include_str!("../../problems/gkdv-1d.toml")),
 ];
 
 /// A shipped problem by name.

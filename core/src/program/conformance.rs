@@ -50,7 +50,7 @@ impl Draw {
 
 /// `(1 − ‖x‖²)·Σ_{i<d−1} c_i sin(x_i + cos x_{i+1} + x_{i+1} cos x_i)` and a forcing-like
 /// combination of three sums sharing `θ_i`, with parameters `c` at offset 0.
-pub fn two_body_like(dim: u32) -> Program {
+pub fn pair_windows(dim: u32) -> Program {
     let mut body = Nodes::default();
     let a = body.push(Op::WinCoord(0));
     let b = body.push(Op::WinCoord(1));
@@ -114,7 +114,7 @@ pub fn two_body_like(dim: u32) -> Program {
 
 /// `Σ_{i<d−2} c_i exp(x_i x_{i+1} x_{i+2})`, `atan(max_i x_i)` and `t`-dependent factors, with a time
 /// column, parameters `c` at offset 1 and a scalar parameter at 0.
-pub fn three_body_time(dim: u32) -> Program {
+pub fn triple_windows_time(dim: u32) -> Program {
     let mut body = Nodes::default();
     let a = body.push(Op::WinCoord(0));
     let b = body.push(Op::WinCoord(1));
@@ -448,10 +448,10 @@ pub fn check_series<B: ProgramBackend>(
 /// The first mismatch.
 pub fn check_programs<B: ProgramBackend>(b: &B, tol: Tolerance) -> CheckResult {
     for dim in [2u32, 3, 17, 257, 1000] {
-        let two = two_body_like(dim);
+        let two = pair_windows(dim);
         check_primal(b, &format!("two-body-like d={dim}"), &two, 5, tol)?;
         check_series(b, &format!("two-body-like d={dim}"), &two, 3, 2, 4, tol)?;
-        let three = three_body_time(dim.max(3));
+        let three = triple_windows_time(dim.max(3));
         check_primal(b, &format!("three-body-time d={dim}"), &three, 4, tol)?;
         for order in 1..=4 {
             check_series(

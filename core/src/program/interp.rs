@@ -462,6 +462,8 @@ pub fn run_series(
                         })
                     })
                     .collect(),
+                // At order 0 a direction has no slots: only the primal is asked for.
+                ProbeKind::Dense if k == 0 => Vec::new(),
                 ProbeKind::Dense => (0..stride)
                     .map(|j| (j, 1, probes.dense[s * stride + j]))
                     .filter(|e| e.2 != 0.0)

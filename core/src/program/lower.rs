@@ -275,6 +275,11 @@ impl Lowering<'_> {
                 }
                 let (lo, hi) = (self.dim_value(lo, span)?, self.dim_value(hi, span)?);
                 let hi = hi.max(lo);
+                // A sum of a constant (`Δ‖x‖² = Σ 2`) is the window count times it: no pass over
+                // the coordinates.
+                if let (crate::expr::ReduceKind::Sum, ExprKind::Const(c)) = (kind, &body.kind) {
+                    return Ok(self.push(None, Op::Const((hi - lo) as f64 * c)));
+                }
                 let l = match self
                     .loops
                     .iter()

@@ -1,8 +1,6 @@
-//! The two-body sine-Gordon forcing `g = Δu* + sin u*` (and `u*`) built by hand as a [`Program`]: the
-//! structure of [`stde_core::backend::Backend::forcing`] with [`SolutionKind::TwoBody`], three sums
-//! over `i < d − 1` sharing `sin`/`cos` of `θ_i` plus `‖x‖²`, for tests and the speed example.
-//!
-//! [`SolutionKind::TwoBody`]: stde_core::backend::SolutionKind::TwoBody
+//! The two-body sine-Gordon forcing `g = Δu* + sin u*` (and `u*`) built by hand as a [`Program`]:
+//! three sums over `i < d − 1` sharing `sin`/`cos` of `θ_i` plus `‖x‖²`, for tests and the speed
+//! example.
 
 use stde_core::program::{Accumulator, Func, Loop, NodeId, Op, Program, ReduceKind};
 

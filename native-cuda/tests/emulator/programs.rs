@@ -1,12 +1,12 @@
 //! Generated program kernels on the emulator against the f64 interpreter
-//! (`stde_core::program::interp`): core's program conformance suite, the hand-built programs of
-//! `program_cases` in every point layout and at jet orders 1..=6 with one-hot and dense probes, and
-//! random programs.
+//! (`stde_core::program::interp`), beyond core's program conformance suite (the `programs` test of
+//! the conformance macro in `emulated.rs`): the hand-built programs of `program_cases` in every point
+//! layout and at jet orders 1..=6 with one-hot and dense probes, and random programs in every
+//! layout.
 
 use proptest::prelude::*;
 use stde_core::backend::{Backend, ProbeKind, ProgramBackend, SlotProbes};
 use stde_core::batch::JetShape;
-use stde_core::conformance::Tolerance;
 use stde_core::program::interp::HostProbes;
 use stde_cuda::codegen::PointLayout;
 use stde_cuda::exec::Engine;
@@ -15,13 +15,6 @@ use super::program_cases::{self, check_primal, check_series, download, inputs, u
 use super::{emulated_or_skip, Emulator};
 
 type Emulated = Engine<Emulator>;
-
-#[test]
-fn program_conformance_suite_matches_the_interpreter() {
-    let b = emulated_or_skip!();
-    stde_core::program::conformance::check_programs(&b, Tolerance::F32)
-        .unwrap_or_else(|m| panic!("{m}"));
-}
 
 #[test]
 fn hand_built_programs_match_the_interpreter_in_every_layout() {

@@ -248,10 +248,10 @@ pub fn series_programs() -> Vec<(String, Program)> {
         ("window-functions d=5".into(), window_functions(5)),
         ("window-functions d=300".into(), window_functions(300)),
         ("no-loops d=3".into(), no_loops(3)),
-        ("two-body-like d=17".into(), conformance::two_body_like(17)),
+        ("pair-windows d=17".into(), conformance::pair_windows(17)),
         (
-            "three-body-time d=1000".into(),
-            conformance::three_body_time(1000),
+            "triple-windows-time d=1000".into(),
+            conformance::triple_windows_time(1000),
         ),
     ]
 }

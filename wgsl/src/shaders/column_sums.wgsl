@@ -1,5 +1,8 @@
-// column_sums.wgsl: g[s, h] = sum over points of z_bar[slot-1 block of direction s, point, h], the
-// cotangent of the first layer's shared tangent W1 v_s (one invocation per (direction, feature)).
+// column_sums.wgsl: g[b, h] = sum over points of z_bar[non-primal block b, point, h] for blocks
+// b = s0 .. s0 + s_count of the input layer's cotangent (the slot-1 blocks of dense probes, or the
+// non-primal blocks of one-hot slot probes): the cotangents of the shared tangent rows, one
+// invocation per (block, feature). With one_block the single non-primal block (a collapsed 1-jet)
+// is summed into every row.
 
 struct Params {
     n_points: u32,
@@ -27,7 +30,7 @@ fn main(
     }
     let s = e / p.width;
     let h = e % p.width;
-    // The bound window starts at the slot-1 block of direction s0 (or at the shared block).
+    // The bound window starts at non-primal block s0 (or at the single shared block).
     var block = s;
     if p.one_block != 0u {
         block = 0u;

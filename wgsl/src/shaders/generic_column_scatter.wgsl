@@ -6,7 +6,7 @@
 // Slots of one step may share a coordinate (two slots of one direction, or the time column in many
 // directions), so the lowest slot holding a coordinate adds the contributions of all of them and
 // the others return: no two invocations write the same value, and no atomics are needed. With
-// distinct indices (the paper's probes) this is column_scatter.wgsl plus a scan of the indices.
+// distinct indices (the paper's probes) the scan of the indices finds no other slot.
 
 struct Params {
     n_points: u32,

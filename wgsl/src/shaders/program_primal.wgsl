@@ -1,10 +1,12 @@
 // program_primal.wgsl: primal mode of a compiled program: for every point n, output o at
-// out[o * n_points + n], reading feature f at features[f * n_points + n]. Followed by an entry point
-// (program_thread.wgsl or program_group.wgsl) and the generated body, which defines
+// out[o * o_col + n * o_point], reading feature f at features[f * n_points + n]. Followed by an
+// entry point (program_thread.wgsl or program_group.wgsl) and the generated body, which defines
 // pg_primal_body.
 //
 // A dispatch covers points row0 .. row0 + rows of a batch of n_points; `x_base` is the window index
 // of point row0's row, `f_base` and `o_base` those of the batch's first feature and output value.
+// Primal mode writes columns (o_col = n_points, o_point = 1); series mode at order 0 writes the
+// primal block of a jet batch, rows of the outputs (o_col = 1, o_point = number of outputs).
 
 struct Params {
     rows: u32,
@@ -14,6 +16,8 @@ struct Params {
     f_base: u32,
     p_base: u32,
     o_base: u32,
+    o_col: u32,
+    o_point: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -29,7 +33,7 @@ fn feature(f: u32, n: u32) -> f32 {
 
 // Output o of point n of the batch.
 fn write_out(o: u32, n: u32, v: f32) {
-    out[p.o_base + o * p.n_points + n] = v;
+    out[p.o_base + o * p.o_col + n * p.o_point] = v;
 }
 
 // After the reductions: the main body at the dispatch's point r.

@@ -12,15 +12,6 @@ use crate::backend::{
 use crate::batch::JetShape;
 use crate::rng::{self, PointSampler, TimeSampler};
 
-fn host_slots<'a>(p: &'a SlotProbes<'_, CpuBackend>) -> HostSlots<'a, f32> {
-    HostSlots {
-        kind: p.kind,
-        slot_index: p.slot_index,
-        slot_coeff: p.slot_coeff,
-        dense: p.dense,
-    }
-}
-
 impl GenericStep for CpuBackend {
     fn input_layer_forward_slots(
         &self,
@@ -86,7 +77,7 @@ impl GenericStep for CpuBackend {
         host_step::input_tangent_blocks(
             shape,
             stride,
-            &host_slots(probes),
+            &HostSlots::of(probes),
             params,
             weight_offset,
             z,
@@ -147,7 +138,7 @@ impl GenericStep for CpuBackend {
         host_step::input_tangent_grad(
             shape,
             stride,
-            &host_slots(probes),
+            &HostSlots::of(probes),
             z_bar,
             grad,
             weight_offset,

@@ -17,8 +17,7 @@
 //!   offset stripped, so `cos(x[i])` and `cos(x[i+1])` are one function `cos(X)` read at offsets 0
 //!   and 1. A function read at two or more offsets is evaluated once per *coordinate* into an array
 //!   (the hoist tape) and the body reads it at lane offset `k`: a window sum over
-//!   `φ(x_i, x_{i+1})` then costs one `cos` per coordinate, not two, exactly as the hand-written
-//!   forcing kernel does it.
+//!   `φ(x_i, x_{i+1})` then costs one `cos` per coordinate, not two.
 //! * **Fusion.** A pass over lanes costs two loads and a store per vector whatever it computes, so
 //!   passes are what the tape minimises. `sin(a)` and `cos(a)` of one argument are one `SinCos`
 //!   pass. A single-use `+ − ×` node folds into its `+ − ×` user (one level deep: `q(p(a,b), c)` and
@@ -39,17 +38,16 @@
 //! the run-time dispatch of [`multiversioned!`]. The dispatch costs one `match` per instruction per
 //! block.
 //!
-//! Lanes are f32, as in the hand-written kernels: a device buffer is f32, AVX-512 holds 16 of them,
+//! Lanes are f32: a device buffer is f32, AVX-512 holds 16 of them,
 //! and the fast branch-free `exp`/`ln`/`sin`/`cos`/`tanh`/`atan` of [`super::simd`] are accurate to
 //! a few ulp (arguments outside their fast range are recomputed with `std` in f64, lane by lane). Sums
 //! keep per-lane f32 partials over at most [`FOLD_BLOCKS`] blocks and fold them into f64, so a sum
 //! over 10⁶ windows is as accurate as its terms. The main body is `O(nodes)` per point and runs in f64.
 //! Points are split across rayon tasks like the other streaming kernels.
 //!
-//! Speed: the two-body sine-Gordon forcing (three sums sharing `sin`/`cos` of `θ_i`, plus `‖x‖²`)
-//! compiles to one hoisted `SinCos` and 11 body passes, and takes about 1.4–1.9× the time of the
-//! hand-written kernel at `d = 10³` and `10⁵` (`core/examples/program_speed.rs`), which keeps every
-//! intermediate in registers; a tape cannot, and the remaining gap is the slots' loads and stores.
+//! Speed: a forcing with three window sums sharing `sin`/`cos` of `θ_i = x_i + cos x_{i+1} + …`, plus
+//! `‖x‖²`, compiles to one hoisted `SinCos` and 11 body passes (`core/examples/program_speed.rs`
+//! times it); what a tape costs beyond a fused loop is the slots' loads and stores.
 //!
 //! # Series mode
 //!
@@ -849,10 +847,12 @@ fn compile_tape(lp: &Loop, acc_neg: &[bool]) -> Tape {
     // instruction as its update (`acc ± v`); if the value is `m·e` with `e` such a node too, `e`'s
     // instruction updates `acc ± m·e`. Then a single-use `+ − ×` node folds into its `+ − ×` user,
     // one level deep.
+    // A square is a product, so `Σ x_i²` fuses into one accumulating pass.
     let arith = |id: usize| match nodes[id] {
         Op::Add(x, y) => Some((Arith::Add, x, y)),
         Op::Sub(x, y) => Some((Arith::Sub, x, y)),
         Op::Mul(x, y) => Some((Arith::Mul, x, y)),
+        Op::PowInt(x, 2) => Some((Arith::Mul, x, x)),
         _ => None,
     };
     let mut uses = vec![0usize; n];
@@ -2797,7 +2797,7 @@ impl ProgramBackend for CpuBackend {
 mod tests {
     use super::*;
     use crate::conformance::Tolerance;
-    use crate::program::conformance::two_body_like;
+    use crate::program::conformance::pair_windows;
     use crate::program::interp::HostProbes;
 
     /// A one-hot direction re-evaluates only the windows it touches: at `d = 10⁵` with 16
@@ -2807,7 +2807,7 @@ mod tests {
     fn one_hot_series_evaluate_only_touched_windows() {
         let b = CpuBackend::with_threads(1);
         let dim = 100_000u32;
-        let p = two_body_like(dim);
+        let p = pair_windows(dim);
         let compiled = b.compile_program(&p).expect("compiles");
         let (n, order, n_dirs) = (2, 2, 16);
         let points: Vec<f32> = (0..n * dim as usize)

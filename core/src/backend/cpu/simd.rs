@@ -9,9 +9,6 @@
 //! [`multiversioned!`] compiles each kernel three times (AVX-512, AVX2+FMA, baseline) and picks one
 //! at run time from the [`Simd`] level detected once per backend.
 
-/// Lanes of the f32 partial-sum arrays of [`sum_squares`]: one AVX-512 register.
-const LANES: usize = 16;
-
 /// The instruction set the hot loops run with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 // Off x86-64 (aarch64, wasm32) only `Baseline` is ever detected.
@@ -226,31 +223,6 @@ pub(crate) fn sin_cos_fixup(x: &[f32], s: &mut [f32], c: &mut [f32]) {
             }
         }
     }
-}
-
-/// Values per block of the blocked reductions: small enough that f32 lane partial sums stay accurate
-/// (64 terms per lane), large enough that the f64 fold is negligible.
-const REDUCE_BLOCK: usize = 1024;
-
-/// `Σ x_i²` with f32 lane partial sums over blocks of 1024 values folded into f64: accurate to a few
-/// f32 ulps of the total for any length, at the speed of a plain f32 loop.
-#[inline(always)]
-pub(crate) fn sum_squares(x: &[f32]) -> f64 {
-    let mut total = 0.0f64;
-    for block in x.chunks(REDUCE_BLOCK) {
-        let mut acc = [0.0f32; LANES];
-        let mut chunks = block.chunks_exact(LANES);
-        for chunk in &mut chunks {
-            for l in 0..LANES {
-                acc[l] += chunk[l] * chunk[l];
-            }
-        }
-        for (l, &v) in chunks.remainder().iter().enumerate() {
-            acc[l] += v * v;
-        }
-        total += acc.iter().map(|&a| f64::from(a)).sum::<f64>();
-    }
-    total
 }
 
 /// `acc[h] += Σ_r rows[r·width + h]` in f64 (column sums of a row-major block).
