@@ -73,7 +73,10 @@ fn plan_weights_by_half_sigma_squared_and_never_collapses() {
     for s in 0..plan.n_dirs {
         let j = idx[s * k] as usize;
         let want = 0.5 * inst.params[j].powi(2);
-        assert!((f64::from(weights[s * k + 1]) - want).abs() < 1e-6, "direction {s}");
+        assert!(
+            (f64::from(weights[s * k + 1]) - want).abs() < 1e-6,
+            "direction {s}"
+        );
     }
     let err = StepPlan::new(&inst, EstimatorKind::Dense, 4).unwrap_err();
     assert!(err.to_string().contains("dense"), "{err}");
@@ -104,5 +107,8 @@ fn trains_to_the_exact_solution() {
     }
     let last = pollster::block_on(t.evaluate()).unwrap().rel_l2;
     // Measured: 0.96 → 0.057 (sampled, V = 2 of 4); every coordinate per step reaches below 0.05.
-    assert!(last < 0.08 && last < first / 10.0, "rel L2 {first} → {last}");
+    assert!(
+        last < 0.08 && last < first / 10.0,
+        "rel L2 {first} → {last}"
+    );
 }

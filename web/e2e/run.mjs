@@ -7,12 +7,19 @@
 //   2. Without the flag: the page falls back to the CPU backend (wasm) and trains likewise.
 //   3. A GPU process crash (chrome://gpucrash) during WebGPU training is reported as a lost
 //      device and stops training cleanly.
+//   4. Problems (WebGPU): the page offers every shipped problem it can show; malformed problems
+//      typed into the text box show their error at its line and column, marked in the text;
+//      a problem typed into the page and a non-default shipped problem (allen-cahn-three-body) train
+//      to a recorded bar, and their first losses and final errors match `stde train --backend cpu`.
+//      (Case 2 trains a second non-default shipped problem, heat, on the CPU fallback likewise.)
 // Every case fails on any console error (except, in case 3, the ones the crash itself causes),
 // saves a screenshot and the page's state under web/e2e/artifacts/, prints one line per check and
 // ends with `N passed, N failed`; the exit code is non-zero on any failure.
 //
 // Environment: STDE_BIN (default <target>/release/stde), CHROMIUM (default /usr/bin/chromium),
-// STDE_E2E_CASES (comma-separated subset of webgpu,cpu,device-lost).
+// STDE_E2E_CASES (comma-separated subset of webgpu,cpu,device-lost,problems; also `survey` and
+// `survey-cpu`, not run by default: train every offered problem at its defaults and print the
+// errors and times).
 
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -27,7 +34,7 @@ const artifacts = path.join(here, 'artifacts');
 const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(root, process.env.CARGO_TARGET_DIR) : path.join(root, 'target');
 const stdeBin = process.env.STDE_BIN || path.join(targetDir, 'release', 'stde');
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
-const cases = (process.env.STDE_E2E_CASES || 'webgpu,cpu,device-lost').split(',');
+const cases = (process.env.STDE_E2E_CASES || 'webgpu,cpu,device-lost,problems').split(',');
 
 /** The error the page must reach, and the page time it may take (seconds). */
 const TARGET = 5e-2;
@@ -46,9 +53,69 @@ const WEBGPU_FLAGS = ['--enable-unsafe-webgpu'];
 
 /** The run both backends train: the page's defaults, set explicitly. */
 const FORM = {
-  equation: 'sine-gordon-two-body', dim: '10', seed: '0', rand_dims: '4', width: '32', depth: '3',
+  equation: 'sine-gordon-two-body', dim: '10', seed: '0', estimator: 'sparse', rand_dims: '4', width: '32',
+  depth: '3', steps: '300', lr: '0.005', batch: '64', eval_every: '25', test_points: '1000',
+};
+
+/** A problem of its own, typed into the page: reaction-diffusion with a one-body exact solution. */
+const TYPED = `# Typed into the page by the end-to-end test.
+name = "reaction-diffusion"
+description = "Δu − u + tanh(u) = g on the unit ball, one-body exact solution"
+min-dim = 2
+
+[params]
+c = { len = "d", draw = "normal" }
+
+[terms]
+lap = "laplacian"
+
+[pde]
+domain = "ball"
+lhs = "lap - u + tanh(u)"
+rhs = "manufactured"
+
+[ansatz]
+b = "1 - norm2(x)"
+
+[exact]
+solution = "(1 - norm2(x)) * sum(i in 0..d, c[i] * cos(x[i] + 0.5 * x[i] * x[i]))"
+`;
+/** Its run (the CLI, seed 0: rel L2 1.5·10⁻² after 300 steps). */
+const TYPED_FORM = {
+  equation: 'custom', dim: '8', seed: '0', estimator: 'sparse', rand_dims: '4', width: '32', depth: '3',
   steps: '300', lr: '0.005', batch: '64', eval_every: '25', test_points: '1000',
 };
+/**
+ * The non-default shipped problems, at the page's defaults for them. On WebGPU: allen-cahn-three-body
+ * (the CLI, seed 0: rel L2 5.3·10⁻³ after 300 steps). On the CPU fallback: heat (space and time, the
+ * initial data as a soft loss, every direction; the CLI: 3.2·10⁻² after 500 steps). Problems with
+ * other terms than Laplacians (heat, advection-diffusion, third-order-mixed, the parabolic and KdV
+ * problems) train differently on Chromium's WebGPU than on the CPU and on native wgpu from the
+ * second step on (see `STDE_E2E_CASES=survey`): a defect of the WebGPU kernels, reported, which
+ * this test does not hide by loosening its parity check.
+ */
+const SHIPPED_GPU = 'allen-cahn-three-body';
+const SHIPPED_GPU_FORM = {
+  dim: '10', seed: '0', estimator: 'sparse', rand_dims: '4', width: '32', depth: '3', steps: '300', lr: '0.005',
+  batch: '64', eval_every: '25', test_points: '1000',
+};
+const SHIPPED_CPU = 'heat';
+const SHIPPED_CPU_FORM = {
+  dim: '3', seed: '0', estimator: 'exact', rand_dims: '3', width: '32', depth: '3', steps: '500', lr: '0.01',
+  batch: '64', eval_every: '25', test_points: '1000',
+};
+/**
+ * Malformed versions of TYPED: each is refused with its error at `[line, col]` (1-based, as the
+ * problem reader counts), the message matching `message`, and `marked` the text marked there.
+ */
+const MALFORMED = [
+  { what: 'an unknown function', text: TYPED.replace('lhs = "lap - u + tanh(u)"', 'lhs = "lap - u + tanhh(u)"'), find: 'tanhh', message: /unknown function `tanhh`/, marked: 'tanhh' },
+  { what: 'an unclosed table', text: TYPED.replace('[terms]', '[terms'), find: '[terms', after: true, message: /unclosed table/, marked: '' },
+  { what: 'an index past the end at d = 8', text: TYPED.replace('c[i] *', 'c[i+1] *'), find: 'c[i+1]', message: /past the end/, marked: null },
+];
+/** The bar both problems must reach (relative L2 error), and the page time they may take. */
+const PROBLEM_TARGET = 5e-2;
+const PROBLEM_BUDGET_S = 180;
 
 let passed = 0;
 let failed = 0;
@@ -79,17 +146,28 @@ function startServer() {
   });
 }
 
-/** `stde train --backend cpu` on the page's configuration: the losses by step and the final error. */
-function cliReference(cfg) {
+/**
+ * `stde train --backend cpu` on the page's configuration: the losses by step and the final error.
+ * A problem typed into the page (`problem-file` set) is passed as `--problem FILE` with `text`.
+ */
+function cliReference(cfg, text) {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'stde-e2e-cli-'));
   fs.rmSync(out, { recursive: true });
+  let problem = ['--equation', cfg.equation];
+  let file = null;
+  if (cfg['problem-file']) {
+    file = path.join(os.tmpdir(), `stde-e2e-problem-${process.pid}.toml`);
+    fs.writeFileSync(file, text);
+    problem = ['--problem', file];
+  }
   const args = ['train', '--backend', 'cpu', '--quiet', '--log-every', '1', '--out', out,
-    '--equation', cfg.equation, '--dim', cfg.dim, '--rand-dims', cfg['rand-dims'], '--estimator', cfg.estimator,
+    ...problem, '--dim', cfg.dim, '--rand-dims', cfg['rand-dims'], '--estimator', cfg.estimator,
     '--width', cfg.width, '--depth', cfg.depth, '--activation', cfg.activation, '--batch', cfg.batch,
     '--lr', cfg.lr, '--schedule', cfg.schedule, '--seed', cfg.seed, '--steps', cfg.steps,
     '--eval-every', cfg['eval-every'], '--test-points', cfg['test-points']].map(String);
   if (!cfg.collapsed) args.push('--no-collapse');
   const r = spawnSync(stdeBin, args, { encoding: 'utf8' });
+  if (file) fs.rmSync(file, { force: true });
   if (r.status !== 0) throw new Error(`stde ${args.join(' ')} failed: ${r.stderr}`);
   const losses = new Map();
   const lines = fs.readFileSync(path.join(out, 'history.csv'), 'utf8').trim().split('\n').slice(1);
@@ -130,9 +208,11 @@ async function openPage(context, url) {
 
 const pageState = (page) => page.evaluate(() => JSON.parse(JSON.stringify(window.stdeState)));
 
+/** Sets the form's fields in order (choosing a problem first fills in its defaults). */
 async function fillForm(page, fields) {
   for (const [id, value] of Object.entries(fields)) {
-    if (id === 'equation') await page.selectOption('#equation', value);
+    if (value === undefined) continue;
+    if (id === 'equation' || id === 'estimator') await page.selectOption(`#${id}`, value);
     else await page.fill(`#${id}`, value);
   }
 }
@@ -157,11 +237,15 @@ async function waitForEnd(page) {
     { timeout: RUN_TIMEOUT_MS, polling: 1000 });
 }
 
-/** Trains the form's run and checks the page's own record of it. */
-async function trainAndCheck(page, label, { pauseResume }) {
-  await fillForm(page, FORM);
+/**
+ * Trains the form's run (`form`, started with the button `button`) and checks the page's own record
+ * of it: finished, the loss fell, rel L2 ≤ `target` within `budget` seconds of page time and at the
+ * end.
+ */
+async function trainAndCheck(page, label, { pauseResume, form = FORM, button = '#start', target = TARGET, budget = BUDGET_S }) {
+  await fillForm(page, form);
   const t0 = Date.now();
-  await page.click('#start');
+  await page.click(button);
   if (pauseResume) {
     await page.waitForFunction(() => window.stdeState.step >= 12, null, { timeout: 120_000, polling: 200 });
     await page.click('#pause');
@@ -179,19 +263,20 @@ async function trainAndCheck(page, label, { pauseResume }) {
   await waitForEnd(page);
   const wall = (Date.now() - t0) / 1000;
   const st = await pageState(page);
-  check(st.status === 'finished' && st.step === Number(FORM.steps),
+  check(st.status === 'finished' && st.step === Number(form.steps),
     `${label}: training finished`, `status ${st.status}, step ${st.step}${st.error ? `, error ${st.error}` : ''}`);
   const losses = st.losses.map(([, l]) => l);
   const first = losses[0];
   const tail = losses.slice(-5).sort((x, y) => x - y)[2];
   check(losses.length > 10 && tail < first / 10,
     `${label}: the loss fell`, `first ${sci(first)}, median of the last 5 read ${sci(tail)}`);
-  const hit = st.evals.find(([, e]) => e <= TARGET);
+  const hit = st.evals.find(([, e]) => e !== null && e <= target);
   const final = st.evals[st.evals.length - 1];
-  check(hit !== undefined && hit[3] <= BUDGET_S,
-    `${label}: rel L2 ≤ ${TARGET} within ${BUDGET_S} s of page time`,
+  check(hit !== undefined && hit[3] <= budget,
+    `${label}: rel L2 ≤ ${target} within ${budget} s of page time`,
     hit ? `${sci(hit[1])} at step ${hit[0]} after ${hit[3].toFixed(1)} s` : `best ${sci(Math.min(...st.evals.map((e) => e[1])))}`);
-  check(final && final[1] <= TARGET, `${label}: final rel L2 ≤ ${TARGET}`, final ? sci(final[1]) : 'no evaluation');
+  check(final && final[1] !== null && final[1] <= target, `${label}: final rel L2 ≤ ${target}`,
+    final ? `${sci(final[1])} (best ${sci(Math.min(...st.evals.map((e) => e[1])))})` : 'no evaluation');
   console.log(`     ${label}: ${st.step} steps in ${st.elapsed.toFixed(1)} s of page time (${(st.step / st.elapsed).toFixed(2)} steps/s mean, `
     + `${st.ticks} ticks; ${wall.toFixed(0)} s wall), backend ${st.adapter}`);
   const filled = st.slice && st.slice.step === st.step && st.slice.u.some((v) => v !== null);
@@ -264,6 +349,8 @@ async function caseCpu(url) {
     const r = await pageState(page);
     check(r.losses.length === 0 && r.evals.length === 0 && r.config === null && !(await page.isDisabled('#start')),
       'cpu: Reset clears the run and can start again');
+    // A non-default shipped problem in space and time, with a soft constraint.
+    await trainShipped(page, 'cpu', SHIPPED_CPU, SHIPPED_CPU_FORM);
     check(errors.length === 0, 'cpu: no console errors', errors.join(' | '));
   } finally {
     await close();
@@ -307,6 +394,177 @@ async function caseDeviceLost(url) {
   }
 }
 
+/** The shipped problems the page can show: core/problems/*.toml, less those defined below d = 2 only. */
+function shippedProblems() {
+  const dir = path.join(root, 'core', 'problems');
+  const all = [];
+  const showable = [];
+  for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.toml')).sort()) {
+    const text = fs.readFileSync(path.join(dir, f), 'utf8');
+    const name = text.match(/^name = "([^"]+)"/m)?.[1];
+    const maxDim = Number(text.match(/^max-dim = (\d+)/m)?.[1] ?? Infinity);
+    all.push(name);
+    if (maxDim >= 2) showable.push(name);
+  }
+  return { all, showable };
+}
+
+/** Waits for the text box's check (it runs a moment after the last keystroke) and returns it. */
+async function typeProblem(page, text) {
+  await page.fill('#problem_text', text);
+  await page.waitForFunction((t) => document.querySelector('#problem_text').value === t
+    && document.querySelector('#problem-backdrop').textContent === `${t}\n`, text, { timeout: 10_000 });
+  // The check is debounced: let it run.
+  await page.waitForTimeout(600);
+  return pageState(page);
+}
+
+/** A malformed problem shows its error at its line and column, marked in the text, and cannot start. */
+async function checkMalformed(page, bad) {
+  const label = `problems: ${bad.what}`;
+  const st = await typeProblem(page, bad.text);
+  const lines = bad.text.split('\n');
+  const lineNo = lines.findIndex((l) => l.includes(bad.find)) + 1;
+  const at = st.editorError?.at;
+  const shown = (await page.textContent('.err[data-for="problem_text"]')).trim();
+  const caret = (await page.textContent('#problem-caret')).trim();
+  const visible = await page.isVisible('.err[data-for="problem_text"]');
+  check(visible && at && at.line === lineNo && shown.startsWith(`${at.line}:${at.col}: `) && bad.message.test(shown),
+    `${label} is shown as LINE:COL: message`, JSON.stringify(shown));
+  if (!at) return;
+  // The column points at the mistake: at the name, or (unclosed) just past the text on its line.
+  const line = [...lines[at.line - 1]];
+  const colOk = bad.after ? at.col === line.length + 1 : line.slice(at.col - 1).join('').startsWith(bad.find);
+  const marked = await page.evaluate(() => {
+    const m = document.querySelector('#problem-backdrop mark');
+    return m ? { text: m.textContent, point: m.classList.contains('at-point') } : null;
+  });
+  const markOk = marked && (bad.marked === null ? marked.text.length > 0 : marked.text === bad.marked)
+    && (bad.marked === '' ? marked.point : !marked.point);
+  check(colOk && markOk && caret.startsWith(`${at.line} | `) && caret.includes('^'),
+    `${label}: column ${at.col} of line ${at.line} is marked in the text`,
+    `marked ${JSON.stringify(marked)}; caret ${JSON.stringify(caret.split('\n').pop())}`);
+  // "Train this problem" does not start; it selects the mistake instead.
+  await page.click('#train-custom');
+  const sel = await page.evaluate(() => {
+    const t = document.querySelector('#problem_text');
+    return { start: t.selectionStart, end: t.selectionEnd, focused: document.activeElement === t };
+  });
+  const after = await pageState(page);
+  check(after.status === 'idle' && after.config === null && sel.focused && sel.start === at.start && sel.end === at.end
+    && (await page.isDisabled('#start')),
+  `${label}: Train selects the mistake and starts nothing`, `selection ${sel.start}..${sel.end}, status ${after.status}`);
+}
+
+async function caseProblems(url) {
+  const { context, close } = await launch(WEBGPU_FLAGS);
+  try {
+    const { page, errors } = await openPage(context, url);
+    const st0 = await pageState(page);
+    if (!check(st0.backend === 'webgpu', 'problems: the page runs on WebGPU', st0.adapter)) return;
+    // The offer: every shipped problem the page can show (its heatmaps need d ≥ 2).
+    const { all, showable } = shippedProblems();
+    const offered = await page.$$eval('#equation option', (os) => os.map((o) => o.value));
+    const missing = showable.filter((n) => !offered.includes(n));
+    check(missing.length === 0 && offered.length === showable.length + 1 && offered.includes('custom'),
+      `problems: the page offers the ${showable.length} shipped problems it can show, and yours`,
+      `${offered.length - 1} offered${missing.length ? `, missing ${missing.join(', ')}` : ''}; left out: ${all.filter((n) => !showable.includes(n)).join(', ') || 'none'}`);
+    await page.selectOption('#equation', SHIPPED_CPU);
+    const sizes = await page.evaluate(() => ({
+      dim: document.querySelector('#dim').value,
+      estimator: document.querySelector('#estimator').value,
+      steps: document.querySelector('#steps').value,
+      range: document.querySelector('#dim-range').textContent,
+      info: document.querySelector('#problem-info').textContent,
+    }));
+    check(sizes.dim === SHIPPED_CPU_FORM.dim && sizes.estimator === SHIPPED_CPU_FORM.estimator && sizes.steps === SHIPPED_CPU_FORM.steps
+      && /^2 … 10 000$/.test(sizes.range) && /t ∈ \[0, 1\]/.test(sizes.info),
+    `problems: choosing ${SHIPPED_CPU} fills in its sizes`, JSON.stringify(sizes));
+
+    // Malformed problems typed into the text box.
+    await page.selectOption('#equation', 'custom');
+    await fillForm(page, { ...TYPED_FORM, equation: undefined });
+    for (const bad of MALFORMED) await checkMalformed(page, bad);
+    check(errors.length === 0, 'problems: no console errors from malformed problems', errors.join(' | '));
+
+    // A problem typed into the page, trained to the bar.
+    const typed = await typeProblem(page, TYPED);
+    const status = (await page.textContent('#problem-status')).trim();
+    check(typed.editorError === null && /^Reads: “reaction-diffusion”/.test(status) && !(await page.isVisible('#problem-error')),
+      'problems: the typed problem reads', status);
+    const { equation: _, ...typedFields } = TYPED_FORM;
+    const stTyped = await trainAndCheck(page, 'problems: typed reaction-diffusion', {
+      pauseResume: false, form: typedFields, button: '#train-custom', target: PROBLEM_TARGET, budget: PROBLEM_BUDGET_S,
+    });
+    check(stTyped.config?.equation === 'reaction-diffusion' && stTyped.config?.['problem-file'],
+      'problems: the run solves the typed problem', `${stTyped.config?.equation} from ${stTyped.config?.['problem-file']}`);
+    await page.screenshot({ path: path.join(artifacts, 'problems-typed.png'), fullPage: true });
+    save('problems-typed', stTyped);
+    checkParity('problems: typed', stTyped, cliReference(stTyped.config, TYPED));
+
+    // A non-default shipped problem, trained to the bar.
+    await trainShipped(page, 'problems', SHIPPED_GPU, SHIPPED_GPU_FORM);
+    check(errors.length === 0, 'problems: no console errors', errors.join(' | '));
+  } finally {
+    await close();
+  }
+}
+
+/** Trains the shipped problem `name` at `form` (its page defaults: checked) to the bar, like the CLI. */
+async function trainShipped(page, label, name, form) {
+  await page.selectOption('#equation', name);
+  const filled = await page.evaluate((ids) => Object.fromEntries(ids.map((id) => [id, document.getElementById(id).value])), Object.keys(form));
+  check(JSON.stringify(filled) === JSON.stringify(form), `${label}: choosing ${name} fills in its defaults`, JSON.stringify(filled));
+  const st = await trainAndCheck(page, `${label}: shipped ${name}`, {
+    pauseResume: false, form: { equation: name, ...form }, target: PROBLEM_TARGET, budget: PROBLEM_BUDGET_S,
+  });
+  check(st.config?.equation === name && !st.config?.['problem-file'] && st.config?.estimator === form.estimator
+    && st.problem?.name === name,
+  `${label}: the run solves ${name}`, JSON.stringify(st.config));
+  await page.screenshot({ path: path.join(artifacts, `${label}-${name}.png`), fullPage: true });
+  save(`${label}-${name}`, st);
+  checkParity(`${label}: ${name}`, st, cliReference(st.config));
+  return st;
+}
+
+/** Not run by default: every offered problem at its defaults, with its final error and times. */
+async function caseSurvey(url, gpu) {
+  const { context, close } = await launch(gpu ? WEBGPU_FLAGS : []);
+  try {
+    const { page, errors } = await openPage(context, url);
+    const st0 = await pageState(page);
+    console.log(`     survey on ${st0.adapter}`);
+    for (const p of st0.problems) {
+      await page.selectOption('#equation', p.name);
+      await page.click('#start');
+      const t0 = Date.now();
+      await waitForEnd(page);
+      const st = await pageState(page);
+      const last = st.evals[st.evals.length - 1];
+      const best = Math.min(...st.evals.filter((e) => e[1] !== null).map((e) => e[1]));
+      const known = (x) => (x === null ? 'n/a' : sci(x));
+      let parity = '';
+      try {
+        const ref = cliReference(st.config);
+        let worst = 0;
+        for (const [step, loss] of st.losses) {
+          if (step <= PARITY_STEPS && ref.losses.has(step)) worst = Math.max(worst, Math.abs(loss - ref.losses.get(step)) / Math.abs(ref.losses.get(step)));
+        }
+        parity = `; CLI final ${sci(ref.finalRelL2)}, losses of steps 1..${PARITY_STEPS} within ${sci(worst)} (relative)`;
+      } catch (e) {
+        parity = `; CLI failed: ${e.message}`;
+      }
+      check(st.status === 'finished', `survey: ${p.name}`, `d ${st.config.dim} ${st.config.estimator} V ${st.config['rand-dims']}, `
+        + `${st.step} steps in ${st.elapsed.toFixed(1)} s (${(st.step / st.elapsed).toFixed(1)} steps/s, ${((Date.now() - t0) / 1000).toFixed(0)} s wall); `
+        + `final ${known(last?.[1])}, best ${sci(best)}${last?.[4] != null ? `, u(ref) ${last[4].toFixed(4)}` : ''}${st.error ? `; ${st.errorKind}: ${st.error}` : ''}${parity}`);
+      await page.screenshot({ path: path.join(artifacts, `survey-${gpu ? 'webgpu' : 'cpu'}-${p.name}.png`), fullPage: true });
+    }
+    check(errors.length === 0, 'survey: no console errors', errors.join(' | '));
+  } finally {
+    await close();
+  }
+}
+
 async function main() {
   fs.mkdirSync(artifacts, { recursive: true });
   for (const [what, p] of [['stde binary (cargo build --release -p stde-cli)', stdeBin],
@@ -320,7 +578,14 @@ async function main() {
   const { child, url } = await startServer();
   console.log(`     serving ${url} with ${stdeBin}`);
   try {
-    const run = { webgpu: caseWebgpu, cpu: caseCpu, 'device-lost': caseDeviceLost };
+    const run = {
+      webgpu: caseWebgpu,
+      cpu: caseCpu,
+      'device-lost': caseDeviceLost,
+      problems: caseProblems,
+      survey: (u) => caseSurvey(u, true),
+      'survey-cpu': (u) => caseSurvey(u, false),
+    };
     for (const c of cases) {
       try {
         await run[c](url);

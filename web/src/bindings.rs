@@ -13,7 +13,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::driver::Driver;
-use crate::form::{default_config, FormFields, EQUATIONS};
+use crate::form::{default_fields, read_text, FieldError, FormFields, CUSTOM};
+use crate::problems::{self, ProblemInfo};
+use stde_core::problem::ProblemSpec;
 
 /// Installs the panic hook, so that a Rust panic reaches the console with its message.
 #[wasm_bindgen(start)]
@@ -195,41 +197,72 @@ impl Session {
         self.inner.fallback_reason.clone()
     }
 
-    /// The form's default fields, as JSON.
+    /// The form's default fields, as JSON (the text box holds an example problem).
     pub fn defaults() -> Result<JsValue, JsValue> {
-        to_json(&FormFields::from_config(&default_config()))
+        to_json(&default_fields())
     }
 
-    /// The equations the page offers, as a JSON array.
-    pub fn equations() -> Result<JsValue, JsValue> {
-        to_json(&EQUATIONS)
+    /// The shipped problems the page offers, as a JSON array of `{"name", "description",
+    /// "min_dim", "max_dim", "time_end", "exact", "reference", "suggested_estimator",
+    /// "suggested_rand_dims", "defaults", "text"}` (`defaults`: the form's fields for it).
+    pub fn problems() -> Result<JsValue, JsValue> {
+        to_json(&problems::catalog())
     }
 
-    /// Checks the form (JSON of its fields): `null` when it can start, else the JSON
-    /// `{"field": id, "message": …}` of the first bad field.
-    pub fn check(fields: &str) -> Result<JsValue, JsValue> {
-        match parse_fields(fields)?.to_config() {
-            Ok(_) => Ok(JsValue::NULL),
-            Err(e) => to_json(&e),
+    /// Reads a problem typed into the page: `{"problem": …}` as in [`Session::problems`], with
+    /// `defaults` naming the text box, or `{"error": {"field", "message", "at"}}` with the place
+    /// of its first mistake (`at`: `line`, `col`, and `start`/`end` in UTF-16 units).
+    pub fn inspect(text: &str) -> Result<JsValue, JsValue> {
+        match read_text(text) {
+            Ok(spec) => to_json(&Checked {
+                error: None,
+                problem: Some(custom_info(&spec, text)),
+            }),
+            Err(e) => to_json(&Checked {
+                error: Some(e),
+                problem: None,
+            }),
         }
     }
 
+    /// Checks the form (JSON of its fields): `{"error": null | {"field", "message", "at"?},
+    /// "problem": null | …}`, the first bad field (the text box's problem is read, instantiated and
+    /// planned at the chosen dimension) and the description of the problem when it reads.
+    pub fn check(fields: &str) -> Result<JsValue, JsValue> {
+        let fields = parse_fields(fields)?;
+        let checked = match problem_of(&fields) {
+            Ok((spec, info)) => Checked {
+                error: fields.check_against(spec).err(),
+                problem: Some(info),
+            },
+            Err(e) => Checked {
+                error: Some(e),
+                problem: None,
+            },
+        };
+        to_json(&checked)
+    }
+
     /// Starts a fresh run from the form's fields (JSON), dropping any previous run. Returns the
-    /// run's full configuration as JSON (the keys of `stde train --config`).
+    /// JSON `{"config": …, "problem": …}`: the run's full configuration (the keys of
+    /// `stde train --config`) and the description of its problem.
     ///
     /// # Errors
-    /// A `FieldError` (`name`), with `field` set, for a bad field; `OutOfMemory` if the device
-    /// cannot hold the run.
+    /// A `FieldError` (`name`), with `field` set, and `line`, `col`, `start` and `end` when the
+    /// mistake is in the text box's problem; `OutOfMemory` if the device cannot hold the run.
     pub fn configure(&self, fields: &str) -> Result<JsValue, JsValue> {
         self.clear();
-        let cfg = parse_fields(fields)?.to_config().map_err(|e| {
-            let err = js_error("FieldError", &e.message);
-            let _ = js_sys::Reflect::set(&err, &"field".into(), &e.field.into());
-            err
-        })?;
-        let run = self.new_run(cfg.clone()).map_err(|e| train_error(&e))?;
-        *self.inner.run.borrow_mut() = Some(run);
-        to_json(&cfg)
+        let fields = parse_fields(fields)?;
+        let (spec, info) = problem_of(&fields).map_err(|e| field_error(&e))?;
+        let run = fields.check_against(spec).map_err(|e| field_error(&e))?;
+        let new = self
+            .new_run(run.config.clone(), &run.spec)
+            .map_err(|e| train_error(&e))?;
+        *self.inner.run.borrow_mut() = Some(new);
+        to_json(&Configured {
+            config: &run.config,
+            problem: &info,
+        })
     }
 
     /// Drops the current run (reset).
@@ -255,7 +288,9 @@ impl Session {
         })
     }
 
-    /// Evaluates the test errors; resolves to `{"step", "rel_l2", "rel_l1", "exact_rms"}`.
+    /// Evaluates the test errors; resolves to `{"step", "rel_l2", "rel_l1", "exact_rms",
+    /// "point_value"}` (for a problem judged at one point, the errors are those of the model's
+    /// value there, `point_value`, and `null` at a dimension without a reference value).
     pub fn evaluate(&self) -> Promise {
         self.with_run(|mut run| async move {
             let r = with_driver!(&mut run, d => d.evaluate().await);
@@ -267,7 +302,8 @@ impl Session {
     }
 
     /// The heatmaps' data on the slice `(x₁, x₂, 0, …, 0)`; resolves to the JSON of
-    /// `{"n", "step", "u", "exact", "diff"}` (row-major, top row `x₂ = 1`, `null` outside the disk).
+    /// `{"n", "step", "u", "exact", "diff", "has_exact"}` (row-major, top row `x₂ = 1`, `null`
+    /// outside the disk, and everywhere in `exact` and `diff` for a problem without `u*`).
     pub fn slice(&self) -> Promise {
         self.with_run(|mut run| async move {
             let r = with_driver!(&mut run, d => d.slice().await);
@@ -283,11 +319,70 @@ fn parse_fields(fields: &str) -> Result<FormFields, JsValue> {
     serde_json::from_str(fields).map_err(|e| js_error("InternalError", &format!("form: {e}")))
 }
 
+/// What [`Session::check`] and [`Session::inspect`] answer.
+#[derive(serde::Serialize)]
+struct Checked {
+    error: Option<FieldError>,
+    problem: Option<ProblemInfo>,
+}
+
+/// What [`Session::configure`] answers.
+#[derive(serde::Serialize)]
+struct Configured<'a> {
+    config: &'a TrainConfig,
+    problem: &'a ProblemInfo,
+}
+
+fn custom_info(spec: &ProblemSpec, text: &str) -> ProblemInfo {
+    let mut info = problems::describe(spec, "", Some(text));
+    // The page has the text already: no second copy in every answer.
+    info.defaults.problem_text.clear();
+    info
+}
+
+/// The problem the fields name, and its description.
+fn problem_of(fields: &FormFields) -> Result<(ProblemSpec, ProblemInfo), FieldError> {
+    let spec = fields.problem()?;
+    let info = if fields.equation == CUSTOM {
+        custom_info(&spec, &fields.problem_text)
+    } else {
+        // `problem()` found it among the offers.
+        problems::info(&fields.equation)
+            .cloned()
+            .ok_or_else(|| FieldError {
+                field: "equation",
+                message: format!("problem {:?} is not offered", fields.equation),
+                at: None,
+            })?
+    };
+    Ok((spec, info))
+}
+
+/// A JS `Error` named `FieldError` with `field`, and `line`, `col`, `start`, `end` when located.
+fn field_error(e: &FieldError) -> JsValue {
+    let err = js_error("FieldError", &e.message);
+    let set = |k: &str, v: JsValue| {
+        let _ = js_sys::Reflect::set(&err, &k.into(), &v);
+    };
+    set("field", e.field.into());
+    if let Some(at) = e.at {
+        for (k, v) in [
+            ("line", at.line),
+            ("col", at.col),
+            ("start", at.start),
+            ("end", at.end),
+        ] {
+            set(k, JsValue::from_f64(v as f64));
+        }
+    }
+    err
+}
+
 impl Session {
-    fn new_run(&self, cfg: TrainConfig) -> Result<Run, TrainError> {
+    fn new_run(&self, cfg: TrainConfig, spec: &ProblemSpec) -> Result<Run, TrainError> {
         Ok(match self.inner.device {
-            Device::Gpu(b) => Run::Gpu(Box::new(Driver::new(b, cfg)?)),
-            Device::Cpu(b) => Run::Cpu(Box::new(Driver::new(b, cfg)?)),
+            Device::Gpu(b) => Run::Gpu(Box::new(Driver::new(b, cfg, spec)?)),
+            Device::Cpu(b) => Run::Cpu(Box::new(Driver::new(b, cfg, spec)?)),
         })
     }
 

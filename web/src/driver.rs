@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use stde_core::backend::GenericStep;
+use stde_core::problem::ProblemSpec;
 use stde_core::train::{Evaluation, TrainConfig, TrainError, Trainer};
 
 use crate::slice::{self, Slice, GRID};
@@ -37,18 +38,18 @@ pub struct Tick {
 pub struct Driver<'b, B: GenericStep> {
     trainer: Trainer<'b, B>,
     cells: Vec<(usize, [f64; 2])>,
-    /// `u*` at `cells`, computed on first use.
-    exact: Option<Vec<f64>>,
+    /// `u*` at `cells`, computed on first use (`Some(None)`: the problem has no exact solution).
+    exact: Option<Option<Vec<f64>>>,
 }
 
 impl<'b, B: GenericStep> Driver<'b, B> {
-    /// Allocates the run.
+    /// Allocates the run of `spec` (a shipped problem or one typed into the page).
     ///
     /// # Errors
-    /// As [`Trainer::new`].
-    pub fn new(backend: &'b B, cfg: TrainConfig) -> Result<Self, TrainError> {
+    /// As [`Trainer::with_problem`].
+    pub fn new(backend: &'b B, cfg: TrainConfig, spec: &ProblemSpec) -> Result<Self, TrainError> {
         Ok(Self {
-            trainer: Trainer::new(backend, cfg, None)?,
+            trainer: Trainer::with_problem(backend, cfg, spec, None)?,
             cells: slice::disk_cells(GRID),
             exact: None,
         })
@@ -117,7 +118,9 @@ impl<'b, B: GenericStep> Driver<'b, B> {
         self.trainer.evaluate().await
     }
 
-    /// The network, the exact solution and their difference on the slice `(x₁, x₂, 0, …, 0)`.
+    /// The network, the exact solution and their difference on the slice `(x₁, x₂, 0, …, 0)` (at
+    /// `t = 0` for a time-dependent problem; without `u*` and the difference for a problem that has
+    /// no exact solution).
     ///
     /// # Errors
     /// [`TrainError::Backend`] if a read fails.
@@ -142,23 +145,24 @@ impl<'b, B: GenericStep> Driver<'b, B> {
         let step = self.step();
         let exact = match &self.exact {
             Some(e) => e,
-            None => {
-                let values = self
-                    .trainer
-                    .exact_at(&points)
-                    .unwrap_or_else(|| vec![0.0; self.cells.len()]);
-                self.exact.insert(values)
-            }
+            None => self.exact.insert(self.trainer.exact_at(&points)),
         };
-        Ok(slice::assemble(GRID, step, &self.cells, &u, exact))
+        Ok(slice::assemble(
+            GRID,
+            step,
+            &self.cells,
+            &u,
+            exact.as_deref(),
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::form::default_config;
+    use crate::form::{default_config, read_text, EXAMPLE};
     use stde_core::backend::CpuBackend;
+    use stde_core::train::EstimatorKind;
 
     fn small() -> TrainConfig {
         TrainConfig {
@@ -169,10 +173,21 @@ mod tests {
         }
     }
 
+    fn shipped(name: &str) -> ProblemSpec {
+        stde_core::problem::builtin(name)
+            .expect("shipped")
+            .expect("reads")
+    }
+
+    fn driver(be: &CpuBackend, cfg: TrainConfig) -> Driver<'_, CpuBackend> {
+        let spec = shipped(&cfg.equation);
+        Driver::new(be, cfg, &spec).expect("config")
+    }
+
     #[test]
     fn ticks_stop_at_every_evaluation_and_at_the_end() {
         let be = CpuBackend::with_threads(1);
-        let mut d = Driver::new(&be, small()).expect("config");
+        let mut d = driver(&be, small());
         let mut seen = Vec::new();
         while !d.finished() {
             let t = pollster::block_on(d.advance(100, false)).expect("tick");
@@ -186,7 +201,7 @@ mod tests {
     fn tick_losses_equal_the_trainers() {
         let be = CpuBackend::with_threads(1);
         let cfg = small();
-        let mut d = Driver::new(&be, cfg.clone()).expect("config");
+        let mut d = driver(&be, cfg.clone());
         let mut t = Trainer::new(&be, cfg, None).expect("config");
         let tick = pollster::block_on(d.advance(1, false)).expect("tick");
         let tick2 = pollster::block_on(d.advance(2, true)).expect("tick");
@@ -204,25 +219,106 @@ mod tests {
     }
 
     #[test]
+    fn a_typed_copy_of_a_shipped_problem_trains_as_the_shipped_one() {
+        // The text box's example is sine-gordon-two-body under another name: the same parameters
+        // from the same seed, so the same losses bit for bit.
+        let be = CpuBackend::with_threads(1);
+        let typed = read_text(EXAMPLE).expect("example");
+        assert_ne!(typed.name, "sine-gordon-two-body");
+        let cfg = small();
+        let mut a = Driver::new(
+            &be,
+            TrainConfig {
+                equation: typed.name.clone(),
+                ..cfg.clone()
+            },
+            &typed,
+        )
+        .expect("typed");
+        let mut b = driver(&be, cfg);
+        let ta = pollster::block_on(a.advance(5, true)).expect("tick");
+        let tb = pollster::block_on(b.advance(5, true)).expect("tick");
+        assert_eq!(ta.losses.len(), 3);
+        assert_eq!(ta.losses, tb.losses);
+        let ea = pollster::block_on(a.evaluate()).expect("evaluate");
+        let eb = pollster::block_on(b.evaluate()).expect("evaluate");
+        assert_eq!(ea, eb);
+    }
+
+    /// The heatmap of `cfg`'s run after two steps, and the network on the full points of the slice.
+    fn slice_and_full(cfg: TrainConfig) -> (Slice, Vec<f64>, usize) {
+        let be = CpuBackend::with_threads(1);
+        let mut d = driver(&be, cfg);
+        pollster::block_on(d.advance(2, false)).expect("tick");
+        let s = pollster::block_on(d.slice()).expect("slice");
+        let width = d.trainer.input_width();
+        let pts = slice::embed(&d.cells, width);
+        let full = pollster::block_on(d.trainer.predict(&pts)).expect("predict");
+        (s, full, width)
+    }
+
+    fn assert_same(s: &Slice, full: &[f64]) {
+        let got: Vec<f64> = s.u.iter().flatten().copied().collect();
+        assert_eq!(got.len(), full.len());
+        for (g, w) in got.iter().zip(full) {
+            assert!((g - w).abs() <= 1e-9 * (1.0 + w.abs()), "{g} vs {w}");
+        }
+    }
+
+    #[test]
     fn slice_paths_agree() {
         // d = 1000 takes the restricted two-input path, the full path is forced by comparing
         // with `predict` directly.
-        let be = CpuBackend::with_threads(1);
-        let cfg = TrainConfig {
+        let (s, full, _) = slice_and_full(TrainConfig {
             dim: 1000,
             ..small()
-        };
-        let mut d = Driver::new(&be, cfg).expect("config");
-        pollster::block_on(d.advance(2, false)).expect("tick");
-        let s = pollster::block_on(d.slice()).expect("slice");
-        let pts = slice::embed(&d.cells, 1000);
-        let full = pollster::block_on(d.trainer.predict(&pts)).expect("predict");
-        let got: Vec<f64> = s.u.iter().flatten().copied().collect();
-        assert_eq!(got.len(), full.len());
-        for (g, w) in got.iter().zip(&full) {
-            assert!((g - w).abs() <= 1e-9 * (1.0 + w.abs()), "{g} vs {w}");
-        }
+        });
+        assert_same(&s, &full);
+        assert!(s.has_exact);
         assert_eq!(s.exact.iter().flatten().count(), full.len());
         assert!(s.diff.iter().flatten().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn slice_paths_agree_with_a_time_column() {
+        // heat's network reads (x, t): the restricted copy keeps columns x₁ and x₂, and the slice
+        // sits at t = 0 (the time column is zero too).
+        let (s, full, width) = slice_and_full(TrainConfig {
+            equation: "heat".into(),
+            dim: 800,
+            estimator: EstimatorKind::Sparse,
+            ..small()
+        });
+        assert_eq!(width, 801);
+        assert_same(&s, &full);
+        assert!(s.has_exact);
+        assert!(s.exact.iter().flatten().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn a_problem_judged_at_one_point_has_no_exact_heatmap() {
+        let be = CpuBackend::with_threads(1);
+        let mut d = driver(
+            &be,
+            TrainConfig {
+                equation: "heat-parabolic".into(),
+                rand_dims: 10,
+                ..small()
+            },
+        );
+        pollster::block_on(d.advance(3, false)).expect("tick");
+        let s = pollster::block_on(d.slice()).expect("slice");
+        assert!(!s.has_exact);
+        assert!(s.exact.iter().all(Option::is_none));
+        assert!(s.diff.iter().all(Option::is_none));
+        assert!(s.u.iter().flatten().all(|v| v.is_finite()));
+        assert!(s.u.iter().flatten().count() > 1000);
+        // Its error is that of u(0, 0) against the reference value at d = 10 (0.47006).
+        let e = pollster::block_on(d.evaluate()).expect("evaluate");
+        let v = e.point_value.expect("judged at a point");
+        assert!(
+            (e.rel_l2 - (v - 0.47006).abs() / 0.47006).abs() < 1e-6,
+            "{e:?}"
+        );
     }
 }

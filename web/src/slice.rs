@@ -18,10 +18,12 @@ pub struct Slice {
     pub step: u64,
     /// The network's `u_θ`.
     pub u: Vec<Option<f64>>,
-    /// The exact `u*`.
+    /// The exact `u*` (every cell `None` when the problem has no exact solution).
     pub exact: Vec<Option<f64>>,
-    /// `u_θ − u*`.
+    /// `u_θ − u*` (likewise).
     pub diff: Vec<Option<f64>>,
+    /// Whether the problem has an exact solution.
+    pub has_exact: bool,
 }
 
 /// The centres `(x₁, x₂)` of the grid's cells inside the unit disk, and each one's cell index.
@@ -92,21 +94,30 @@ pub fn to_grid(n: usize, cells: &[(usize, [f64; 2])], values: &[f64]) -> Vec<Opt
     grid
 }
 
-/// Builds a [`Slice`] from the network and exact values at the disk cells.
+/// Builds a [`Slice`] from the network and exact values at the disk cells (`exact` is `None` for a
+/// problem without an exact solution).
 pub fn assemble(
     n: usize,
     step: u64,
     cells: &[(usize, [f64; 2])],
     u: &[f64],
-    exact: &[f64],
+    exact: Option<&[f64]>,
 ) -> Slice {
-    let diff: Vec<f64> = u.iter().zip(exact).map(|(a, b)| a - b).collect();
+    let has_exact = exact.is_some();
+    let (exact, diff) = match exact {
+        Some(exact) => {
+            let diff: Vec<f64> = u.iter().zip(exact).map(|(a, b)| a - b).collect();
+            (to_grid(n, cells, exact), to_grid(n, cells, &diff))
+        }
+        None => (vec![None; n * n], vec![None; n * n]),
+    };
     Slice {
         n,
         step,
         u: to_grid(n, cells, u),
-        exact: to_grid(n, cells, exact),
-        diff: to_grid(n, cells, &diff),
+        exact,
+        diff,
+        has_exact,
     }
 }
 

@@ -48,7 +48,8 @@ function linearTicks(max, count) {
   const p = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= raw);
   const ticks = [];
-  for (let t = 0; t <= max + 1e-9; t += step) ticks.push(t);
+  // Multiples of the step, rounded: summing steps would label 0.6000000000000001.
+  for (let k = 0; k * step <= max + 1e-9; k += 1) ticks.push(Number((k * step).toPrecision(12)));
   return ticks;
 }
 
