@@ -156,11 +156,7 @@ pub fn check_readout<B: GenericStep>(b: &B, tol: Tolerance) -> CheckResult {
             width: 1,
             collapsed,
         };
-        let ashape = JetShape {
-            width: 2,
-            collapsed: false,
-            ..shape
-        };
+        let ashape = crate::backend::ansatz_shape(shape);
         let ro = ReadoutShape { shape, n_terms };
         let m = uniform(21 + case.len() as u32, shape.len(), -1.0, 1.0);
         let ab = uniform(23, ashape.len(), -1.0, 1.0);

@@ -441,15 +441,7 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                 loss,
                 gradient,
                 points: alloc(n * stride, "points")?,
-                ansatz: alloc(
-                    JetShape {
-                        width: 2,
-                        collapsed: false,
-                        ..hidden
-                    }
-                    .len(),
-                    "ansatz series",
-                )?,
+                ansatz: alloc(crate::backend::ansatz_shape(hidden).len(), "ansatz series")?,
                 z,
                 h,
                 features: alloc((1 + n_terms) * n, "features")?,
@@ -743,11 +735,7 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                 },
             };
             be.sample_points(g.sampling, self.cfg.seed, step, &mut g.points);
-            let ashape = JetShape {
-                width: 2,
-                collapsed: false,
-                ..hidden
-            };
+            let ashape = crate::backend::ansatz_shape(hidden);
             be.run_program_series(
                 g.gradient
                     .as_ref()

@@ -96,6 +96,21 @@ fn time_code(t: TimeSampler) -> (u32, f32) {
     }
 }
 
+/// The points of a readout, after checking its shape (a model output of width 1) and the lengths
+/// of the ansatz series and weights that both directions read.
+#[track_caller]
+fn readout_checks<B: DeviceBuffer>(r: ReadoutShape, ansatz: &B, weights: &B) -> usize {
+    let shape = r.shape;
+    check_shape(shape);
+    assert_eq!(
+        shape.width, 1,
+        "the readout reads a model output of width 1"
+    );
+    check_range("readout ansatz", ansatz.len(), 0, r.ansatz_shape().len());
+    check_range("readout weights", weights.len(), 0, r.n_weights());
+    shape.n_points
+}
+
 impl<E: Executor> GenericStep for Engine<E> {
     #[track_caller]
     fn input_layer_forward_slots(
@@ -290,20 +305,8 @@ impl<E: Executor> GenericStep for Engine<E> {
         features: &mut Self::Buf,
     ) {
         let shape = r.shape;
-        check_shape(shape);
-        assert_eq!(
-            shape.width, 1,
-            "the readout reads a model output of width 1"
-        );
-        let ansatz_shape = JetShape {
-            width: 2,
-            collapsed: false,
-            ..shape
-        };
-        let n = shape.n_points;
+        let n = readout_checks(r, ansatz, weights);
         check_range("readout model output", m.len(), 0, shape.len());
-        check_range("readout ansatz", ansatz.len(), 0, ansatz_shape.len());
-        check_range("readout weights", weights.len(), 0, r.n_weights());
         check_range("readout features", features.len(), 0, r.n_features() * n);
         if n == 0 || self.exec.failed() {
             return;
@@ -336,19 +339,7 @@ impl<E: Executor> GenericStep for Engine<E> {
         m_bar: &mut Self::Buf,
     ) {
         let shape = r.shape;
-        check_shape(shape);
-        assert_eq!(
-            shape.width, 1,
-            "the readout reads a model output of width 1"
-        );
-        let ansatz_shape = JetShape {
-            width: 2,
-            collapsed: false,
-            ..shape
-        };
-        let n = shape.n_points;
-        check_range("readout ansatz", ansatz.len(), 0, ansatz_shape.len());
-        check_range("readout weights", weights.len(), 0, r.n_weights());
+        let n = readout_checks(r, ansatz, weights);
         check_range(
             "readout feature cotangents",
             feature_bar.len(),

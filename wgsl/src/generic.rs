@@ -399,6 +399,24 @@ impl WgpuBackend {
         }
     }
 
+    /// Points, ansatz-series length and feature length of a readout, after checking the shape the
+    /// readout kernels take (a model output of width 1, an order they are built for).
+    #[track_caller]
+    fn readout_lengths(r: ReadoutShape) -> (usize, usize, usize) {
+        let shape = r.shape;
+        assert_eq!(
+            shape.width, 1,
+            "the readout takes the model output (width 1)"
+        );
+        assert!(
+            shape.order <= MAX_ORDER,
+            "jet order {} above the supported {MAX_ORDER}",
+            shape.order
+        );
+        let np = shape.n_points;
+        (np, r.ansatz_shape().len(), r.n_features() * np)
+    }
+
     /// `G[s, :] = Σ_n z̄[slot-1 block of s, n, :]` into `g` (`V × width`) with `column_sums`, by
     /// windows of blocks (one shared block for a collapsed order-1 shape).
     fn slot1_sums(&self, st: &mut State, shape: &JetShape, z_bar: &RawBuf, g: &RawBuf) {
@@ -675,23 +693,7 @@ impl GenericStep for WgpuBackend {
         features: &mut WgpuBuf,
     ) {
         let shape = r.shape;
-        assert_eq!(
-            shape.width, 1,
-            "the readout takes the model output (width 1)"
-        );
-        assert!(
-            shape.order <= MAX_ORDER,
-            "jet order {} above the supported {MAX_ORDER}",
-            shape.order
-        );
-        let np = shape.n_points;
-        let a_len = JetShape {
-            width: 2,
-            collapsed: false,
-            ..shape
-        }
-        .len();
-        let f_len = r.n_features() * np;
+        let (np, a_len, f_len) = Self::readout_lengths(r);
         check_len("model output", shape.len(), m.len());
         check_len("ansatz series", a_len, ansatz.len());
         check_len("readout weights", r.n_weights(), weights.len());
@@ -746,23 +748,7 @@ impl GenericStep for WgpuBackend {
         m_bar: &mut WgpuBuf,
     ) {
         let shape = r.shape;
-        assert_eq!(
-            shape.width, 1,
-            "the readout takes the model output (width 1)"
-        );
-        assert!(
-            shape.order <= MAX_ORDER,
-            "jet order {} above the supported {MAX_ORDER}",
-            shape.order
-        );
-        let np = shape.n_points;
-        let a_len = JetShape {
-            width: 2,
-            collapsed: false,
-            ..shape
-        }
-        .len();
-        let f_len = r.n_features() * np;
+        let (np, a_len, f_len) = Self::readout_lengths(r);
         check_len("ansatz series", a_len, ansatz.len());
         check_len("readout weights", r.n_weights(), weights.len());
         check_len("feature cotangents", f_len, feature_bar.len());

@@ -77,11 +77,7 @@ fn u_series<T: HostFloat>(
 ) {
     let k_max = shape.order;
     let np = shape.n_points;
-    let a_shape = JetShape {
-        width: 2,
-        collapsed: false,
-        ..shape
-    };
+    let a_shape = super::ansatz_shape(shape);
     let ab = |k: usize, f: usize| ansatz[a_shape.index(a_shape.block(k, s), n, f)].get();
     let mm = |k: usize| m[shape.block(k, s) * np + n].get();
     for k in 0..=k_max {
@@ -106,11 +102,7 @@ pub fn readout_forward<T: HostFloat>(
 ) {
     let shape = r.shape;
     let (np, v, k_max, nt) = (shape.n_points, shape.n_dirs, shape.order, r.n_terms);
-    let a_shape = JetShape {
-        width: 2,
-        collapsed: false,
-        ..shape
-    };
+    let a_shape = super::ansatz_shape(shape);
     let w =
         |j: usize, s: usize, k: usize| weights[(j * v + s) * k_max + k - 1].get() * factorial(k);
     let mut u = vec![0.0; k_max + 1];
@@ -152,11 +144,7 @@ pub fn readout_backward<T: HostFloat>(
 ) {
     let shape = r.shape;
     let (np, v, k_max, nt) = (shape.n_points, shape.n_dirs, shape.order, r.n_terms);
-    let a_shape = JetShape {
-        width: 2,
-        collapsed: false,
-        ..shape
-    };
+    let a_shape = super::ansatz_shape(shape);
     let w =
         |j: usize, s: usize, k: usize| weights[(j * v + s) * k_max + k - 1].get() * factorial(k);
     let m_bar = &mut m_bar[..shape.len()];

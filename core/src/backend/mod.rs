@@ -338,7 +338,22 @@ pub struct ReadoutShape {
     pub n_terms: usize,
 }
 
+/// The jet shape of the ansatz series `[A, B]` for a model batch of `shape`: the same order,
+/// directions and points, width 2, never collapsed.
+pub fn ansatz_shape(shape: JetShape) -> JetShape {
+    JetShape {
+        width: 2,
+        collapsed: false,
+        ..shape
+    }
+}
+
 impl ReadoutShape {
+    /// The shape of the ansatz series the readout reads ([`ansatz_shape`]).
+    pub fn ansatz_shape(&self) -> JetShape {
+        ansatz_shape(self.shape)
+    }
+
     /// Features per point: `u` and the terms.
     pub fn n_features(&self) -> usize {
         1 + self.n_terms
