@@ -7,6 +7,7 @@ mod forcing_program;
 use forcing_program::two_body_forcing;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
+use stde_core::backend::cpu::NativePrograms;
 use stde_core::backend::{CpuBackend, ProbeKind, ProgramBackend, SlotProbes};
 use stde_core::batch::JetShape;
 use stde_core::conformance::{compare, Tolerance};
@@ -40,7 +41,11 @@ fn run_primal(b: &CpuBackend, p: &Program, n: usize, pts: &[f64], params: &[f64]
 
 #[test]
 fn program_conformance_suite_passes() {
-    for b in [CpuBackend::new(), CpuBackend::with_threads(1)] {
+    for b in [
+        CpuBackend::new().with_native_programs(NativePrograms::Never),
+        CpuBackend::with_threads(1).with_native_programs(NativePrograms::Never),
+        CpuBackend::new().with_native_programs(NativePrograms::Always),
+    ] {
         conformance::check_programs(&b, Tolerance::F32).unwrap_or_else(|m| panic!("{m}"));
     }
 }
@@ -430,4 +435,122 @@ proptest! {
             .map_err(|m| TestCaseError::fail(m.to_string()))?;
         check_series_at(&b, &case, &p, 2, order, 3, seed, 0.7).map_err(TestCaseError::fail)?;
     }
+}
+
+/// `got` equals `expected` bit for bit, NaN matching any NaN.
+fn assert_same_bits(case: &str, got: &[f32], expected: &[f32]) {
+    assert_eq!(got.len(), expected.len(), "{case}");
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        assert!(
+            g.to_bits() == e.to_bits() || (g.is_nan() && e.is_nan()),
+            "{case}: output {i}: native {g:e} ({:#010x}), tape {e:e} ({:#010x})",
+            g.to_bits(),
+            e.to_bits()
+        );
+    }
+}
+
+/// Loops compiled to native code (C, built by the system compiler) give the tape's results bit for
+/// bit: the same f32 operations in the same order, the same fast functions, the same fix-ups of
+/// arguments outside their fast range, the same partial sums and folds. Programs: the fixed loop
+/// programs of the conformance suite, the two-body forcing and 60 random ones, at sizes that cross the
+/// 256-window blocks and the fold of 16 blocks, in primal and series mode, on points inside the
+/// fast ranges and on points far outside them.
+#[test]
+fn native_loops_match_the_tape_bit_for_bit() {
+    let native = CpuBackend::new().with_native_programs(NativePrograms::Always);
+    let tape = CpuBackend::new().with_native_programs(NativePrograms::Never);
+    let mut programs: Vec<(String, Program)> = Vec::new();
+    for dim in [1u32, 2, 255, 257, 1000, 4200] {
+        programs.push((
+            format!("two-body-like d={dim}"),
+            conformance::pair_windows(dim),
+        ));
+        programs.push((
+            format!("three-body-time d={dim}"),
+            conformance::triple_windows_time(dim.max(3)),
+        ));
+        programs.push((
+            format!("two-body forcing d={dim}"),
+            two_body_forcing(dim.max(2)),
+        ));
+    }
+    for seed in 0..60u64 {
+        let dim = [1u32, 3, 256, 300, 4100][seed as usize % 5];
+        programs.push((
+            format!("random program seed={seed} d={dim}"),
+            random_program(seed, dim, seed % 3 == 0),
+        ));
+    }
+    let mut native_loops = 0;
+    for (case, p) in &programs {
+        let compiled = native
+            .compile_program(p)
+            .expect("the C compiler builds every loop");
+        native_loops += compiled.listing().matches("native code").count();
+        let n = 3;
+        let params = uniforms(9, p.n_params as usize, -1.0, 1.0);
+        // Coordinates of the ball, then ones so large that sin, cos, exp and log leave their fast
+        // ranges in some lanes and the blocks are re-run with the exact fix-ups.
+        for (w, half_width) in [ball_half_width(p), 0.7, 3e4].into_iter().enumerate() {
+            let pts = points(40 + w as u64, n, p, half_width);
+            let case = format!("{case}, coordinates ±{half_width:e}");
+            assert!(
+                p.n_features == 0,
+                "{case}: the programs here read no features"
+            );
+            {
+                assert_same_bits(
+                    &case,
+                    &run_primal(&native, p, n, &pts, &params),
+                    &run_primal(&tape, p, n, &pts, &params),
+                );
+            }
+            {
+                for kind in [ProbeKind::OneHot, ProbeKind::Dense] {
+                    let probes = random_probes(5, kind, 2, 2, p.point_stride());
+                    let run = |b: &CpuBackend| {
+                        let compiled = b.compile_program(p).expect("compiles");
+                        let shape = JetShape {
+                            order: 2,
+                            n_dirs: 2,
+                            n_points: n,
+                            width: p.n_outputs(),
+                            collapsed: false,
+                        };
+                        let mut out = vec![0.0f32; shape.len()];
+                        let idx = probes.slot_index.clone();
+                        let coeff = f32s(&probes.slot_coeff);
+                        let dense = f32s(&probes.dense);
+                        let sp = SlotProbes::<CpuBackend> {
+                            kind,
+                            slot_index: &idx,
+                            slot_coeff: &coeff,
+                            dense: &dense,
+                        };
+                        b.run_program_series(
+                            &compiled,
+                            shape,
+                            &f32s(&pts),
+                            &sp,
+                            &f32s(&params),
+                            &mut out,
+                        );
+                        out
+                    };
+                    assert_same_bits(
+                        &format!("{case}, {kind:?} series"),
+                        &run(&native),
+                        &run(&tape),
+                    );
+                }
+            }
+        }
+    }
+    // Every program above has at least one sum loop: the comparison must have run native code.
+    assert!(
+        native_loops >= programs.len() / 2,
+        "only {native_loops} native loops in {} programs",
+        programs.len()
+    );
 }

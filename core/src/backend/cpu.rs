@@ -32,7 +32,7 @@ pub(crate) mod simd;
 #[cfg(test)]
 mod tests;
 
-pub use program::CpuProgram;
+pub use program::{CpuProgram, NativePrograms, AUTO_MIN_WINDOWS};
 
 use std::future::Future;
 use std::sync::{Mutex, PoisonError};
@@ -76,6 +76,8 @@ pub struct CpuBackend {
     /// Partial products of split-K matrix products (separate from `scratch`, whose users call
     /// `gemm_raw` while holding it).
     split_k: Mutex<Vec<f32>>,
+    /// When programs' loops are compiled to native code.
+    native: NativePrograms,
 }
 
 /// Growable temporaries, reused across calls.
@@ -151,7 +153,20 @@ impl CpuBackend {
             simd: Simd::detect(),
             scratch: Mutex::new(Scratch::default()),
             split_k: Mutex::new(Vec::new()),
+            native: NativePrograms::from_env(),
         }
+    }
+
+    /// The same backend with programs compiled under `policy` (the default is
+    /// [`NativePrograms::from_env`]: `STDE_CPU_PROGRAMS`, else automatic).
+    pub fn with_native_programs(mut self, policy: NativePrograms) -> Self {
+        self.native = policy;
+        self
+    }
+
+    /// When programs' loops are compiled to native code.
+    pub fn native_programs(&self) -> NativePrograms {
+        self.native
     }
 
     /// The number of threads work is split for.

@@ -49,6 +49,14 @@
 //! `‖x‖²`, compiles to one hoisted `SinCos` and 11 body passes (`core/examples/program_speed.rs`
 //! times it); what a tape costs beyond a fused loop is the slots' loads and stores.
 //!
+//! # Native code
+//!
+//! Where the system C compiler works, loops of sums (of at least [`AUTO_MIN_WINDOWS`] windows,
+//! under the default [`NativePrograms::Auto`]) do not run on the tape: [`native`] translates the
+//! tape to one fused C loop per block, bit-identical to it, and calls that instead. The tape stays
+//! the fallback and the definition of the results; [`CpuProgram::listing`] says which loops run as
+//! native code.
+//!
 //! # Series mode
 //!
 //! Per point: the primal loops run once as above (a max also finds its argmax window: windows whose
@@ -64,6 +72,9 @@
 //! f64 (correct, `O(d)` per direction, not vectorised).
 
 use rayon::prelude::*;
+
+mod native;
+pub use native::{NativePrograms, AUTO_MIN_WINDOWS};
 
 use super::simd::{atan_f32, exp_f32, multiversioned, sin_cos_f32, sin_cos_fixup, tanh_d_f32};
 use super::CpuBackend;
@@ -360,6 +371,8 @@ struct CpuLoop {
     offsets: Vec<i32>,
     /// Row indices of live fixed reads (`Coord(j)`, and `dim` for the time).
     fixed: Vec<usize>,
+    /// The primal loop compiled to native code, when it is (see [`native`]).
+    native: native::NativeOrTape,
 }
 
 impl CpuLoop {
@@ -1125,6 +1138,7 @@ fn compile_loop(lp: &Loop, dim: usize) -> CpuLoop {
         varying,
         offsets,
         fixed,
+        native: Err("not compiled yet"),
     }
 }
 
@@ -1133,8 +1147,10 @@ impl CpuProgram {
     ///
     /// # Panics
     /// If the program is malformed (see [`validate`]): a bug of whoever built it.
+    /// # Errors
+    /// Under [`NativePrograms::Always`], a C compiler that fails.
     #[track_caller]
-    fn new(program: &Program) -> Self {
+    fn new(program: &Program, policy: NativePrograms) -> Result<Self, String> {
         validate(program);
         let dim = program.dim as usize;
         let mut loops: Vec<CpuLoop> = program
@@ -1172,13 +1188,17 @@ impl CpuProgram {
                 loops[l].live = true;
             }
         }
+        let natives = native::compile_loops(&loops, policy)?;
+        for (lp, n) in loops.iter_mut().zip(natives) {
+            lp.native = n;
+        }
         let work_per_point = program.point_stride().max(1)
             + loops
                 .iter()
                 .filter(|lp| lp.live)
                 .map(|lp| lp.hi - lp.lo)
                 .sum::<usize>();
-        Self {
+        Ok(Self {
             program: program.clone(),
             slot_floats: loops.iter().map(CpuLoop::slot_floats).max().unwrap_or(0),
             max_accs: loops.iter().map(|lp| lp.sums.len()).max().unwrap_or(0),
@@ -1197,7 +1217,7 @@ impl CpuProgram {
             main_live,
             acc_base,
             work_per_point,
-        }
+        })
     }
 
     /// The program this was compiled from.
@@ -1214,9 +1234,13 @@ impl CpuProgram {
             let t = &lp.tape;
             let _ = writeln!(
                 s,
-                "loop {l}: windows {}..{}, {} slots of {} lanes, scalars {:?}, broadcast {:?}",
+                "loop {l}: windows {}..{}, {}{} slots of {} lanes, scalars {:?}, broadcast {:?}",
                 lp.lo,
                 lp.hi,
+                match &lp.native {
+                    Ok(_) => "native code; tape: ".to_string(),
+                    Err(why) => format!("on the tape ({why}): "),
+                },
                 t.n_slots,
                 t.slot_len(),
                 t.invariants,
@@ -2091,21 +2115,23 @@ fn reduce_point(
             w.loop_vals[id as usize] = x;
             w.scalars[s] = x as f32;
         }
-        loop_primal(
-            if std::env::var("FORCE_AVX2").is_ok() {
-                super::simd::Simd::Avx2
-            } else {
-                simd
-            },
-            lp,
-            row,
-            params,
-            &w.scalars,
-            aligned(&mut w.slots),
-            aligned(&mut w.accs),
-            &mut w.totals,
-            &mut None,
-        );
+        let native = lp
+            .native
+            .as_ref()
+            .is_ok_and(|n| n.run(lp, row, params, &w.scalars, &mut w.totals));
+        if !native {
+            loop_primal(
+                simd,
+                lp,
+                row,
+                params,
+                &w.scalars,
+                aligned(&mut w.slots),
+                aligned(&mut w.accs),
+                &mut w.totals,
+                &mut None,
+            );
+        }
         let base = p.acc_base[l];
         let n_acc = lp.sums.len();
         w.reduced[base..base + n_acc].copy_from_slice(&w.totals[..n_acc]);
@@ -2595,7 +2621,10 @@ impl ProgramBackend for CpuBackend {
     /// the main body, a feature or accumulator read in a loop body).
     #[track_caller]
     fn compile_program(&self, program: &Program) -> Result<CpuProgram, BackendError> {
-        Ok(CpuProgram::new(program))
+        CpuProgram::new(program, self.native_programs()).map_err(|reason| BackendError::NoDevice {
+            backend: "cpu (native programs)",
+            reason,
+        })
     }
 
     /// # Panics
