@@ -1161,7 +1161,7 @@ fn emit_series_loop(out: &mut String, an: &Analysis, l: usize, lp: &Loop) {
     }
     let a0 = info.first_acc;
     for &q in &moving {
-        let _ = writeln!(out, "    var r{}: Series;", a0 + q);
+        let _ = writeln!(out, "    var r{} = Series();", a0 + q);
     }
     let _ = writeln!(
         out,
@@ -1180,7 +1180,7 @@ fn emit_series_loop(out: &mut String, an: &Analysis, l: usize, lp: &Loop) {
         // invocation) and group_sum_series adds their shares, in uniform control flow.
         let _ = writeln!(
             out,
-            "{ind}var all: array<Series, {}>;",
+            "{ind}var all = array<Series, {}>();",
             lp.accumulators.len()
         );
         let _ = writeln!(

@@ -1,6 +1,6 @@
 //! The generic step primitives on the wgpu backend beyond the conformance suite (which
 //! `conformance.rs` runs at the default limits): every [`GenericKernel`] variant validates with naga
-//! (no GPU needed) and binds what the Rust side binds; the suite's input layer and samplers hold
+//! (no GPU needed), initialises every function-scope `var` and binds what the Rust side binds; the suite's input layer and samplers hold
 //! both kernel families to `Tolerance::F32` at limits small enough that every split path runs
 //! (windows of rows of `W1`, of blocks and of points, buffers spread over several wgpu buffers);
 //! and the paper's first layer costs the dispatches the crate documentation promises. The first
@@ -24,6 +24,7 @@ use wgpu::naga;
 
 fn parse_and_validate(kernel: GenericKernel) -> naga::Module {
     let src = kernel.source();
+    common::assert_vars_initialised(&format!("{kernel:?}"), &src);
     let module = naga::front::wgsl::parse_str(&src)
         .unwrap_or_else(|e| panic!("{kernel:?} does not parse:\n{}", e.emit_to_string(&src)));
     let mut validator = naga::valid::Validator::new(

@@ -1,7 +1,10 @@
-//! The WGSL generated from programs parses and validates with naga (no GPU needed): hand-built
-//! programs covering every op, function and reduction kind, time columns and orders 1..=6, and
-//! random programs from a proptest generator; every kernel's bindings and uniform fields agree with
-//! what the host binds and writes; constants are printed exactly; invalid programs are rejected.
+//! The WGSL generated from programs parses and validates with naga (no GPU needed) and initialises
+//! every function-scope `var` (see `common::vars_without_initializer`): hand-built programs
+//! covering every op, function and reduction kind, time columns and orders 1..=6, and random
+//! programs from a proptest generator; every kernel's bindings and uniform fields agree with what
+//! the host binds and writes; constants are printed exactly; invalid programs are rejected.
+
+mod common;
 
 use proptest::prelude::*;
 use stde_core::program::conformance::{
@@ -30,6 +33,7 @@ fn variants(p: &Program, order: usize) -> Vec<(ProgramKernel, usize, u32)> {
 fn parse_and_validate(case: &str, p: &Program, kernel: ProgramKernel, order: usize, wg: u32) {
     let src = codegen::source(p, kernel, order, wg)
         .unwrap_or_else(|e| panic!("{case}: {} (K = {order}) not generated: {e}", kernel.name()));
+    common::assert_vars_initialised(&format!("{case}: {} (K = {order})", kernel.name()), &src);
     let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
         panic!(
             "{case}: {} (K = {order}) does not parse:\n{}",

@@ -1,5 +1,8 @@
-//! Every WGSL kernel variant parses and validates with naga (no GPU needed), and its bindings and
-//! uniform fields agree with what the Rust side binds and writes.
+//! Every WGSL kernel variant parses and validates with naga (no GPU needed), gives every
+//! function-scope `var` an initializer (see `common::vars_without_initializer`), and its bindings
+//! and uniform fields agree with what the Rust side binds and writes.
+
+mod common;
 
 use stde_wgpu::kernels::{Access, Kernel, MAX_ORDER};
 use wgpu::naga;
@@ -14,6 +17,7 @@ fn orders(kernel: Kernel) -> Vec<u32> {
 
 fn parse_and_validate(kernel: Kernel, order: u32) -> naga::Module {
     let src = kernel.source(order);
+    common::assert_vars_initialised(&format!("{} (K = {order})", kernel.name()), &src);
     let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
         panic!(
             "{} (K = {order}) does not parse:\n{}",
@@ -45,6 +49,34 @@ fn every_kernel_variant_validates() {
         }
     }
     assert_eq!(variants, Kernel::ALL.len() + 4 * MAX_ORDER);
+}
+
+/// The check itself: it finds a `var` without an initializer in a loop or at the top of a function
+/// (also `var<function>`), and passes initialised ones, module-scope ones and comments.
+#[test]
+fn uninitialised_vars_are_found() {
+    let src = "var<private> p: array<f32, 4>;\n\
+               var<workgroup> w: array<f32, 64>;\n\
+               // var c: f32;\n\
+               fn f() -> f32 {\n\
+               \x20   var top: f32; /* var b: f32; */\n\
+               \x20   for (var i = 0u; i < 3u; i++) {\n\
+               \x20       var acc: array<f32, 3>;\n\
+               \x20       var ok = array<f32, 3>();\n\
+               \x20       var<function> named: vec2<f32>;\n\
+               \x20       acc[1] += ok[1] + named.x;\n\
+               \x20       top += acc[1];\n\
+               \x20   }\n\
+               \x20   return top;\n\
+               }\n";
+    assert_eq!(
+        common::vars_without_initializer(src),
+        [
+            "line 5: var top: f32;",
+            "line 7: var acc: array<f32, 3>;",
+            "line 9: var<function> named: vec2<f32>;",
+        ]
+    );
 }
 
 #[test]

@@ -61,8 +61,8 @@ fn main(
         for (var r = 0u; r < WORK; r++) {
             let e = t + r * 256u;
             // Neighbouring invocations read neighbouring addresses of the stored matrix.
-            var i: u32;
-            var q: u32;
+            var i = 0u;
+            var q = 0u;
             if ta {
                 i = e % TILE;
                 q = e / TILE;
@@ -80,8 +80,8 @@ fn main(
         }
         for (var r = 0u; r < WORK; r++) {
             let e = t + r * 256u;
-            var j: u32;
-            var q: u32;
+            var j = 0u;
+            var q = 0u;
             if tb {
                 q = e % DEPTH;
                 j = e / DEPTH;

@@ -43,8 +43,10 @@ fn main(
         upper = KM1;
     }
     for (var s = 0u; s < p.n_dirs; s++) {
-        var bs: array<f32, KP1>;
-        var ub: array<f32, KP1>;
+        // Written with initializers: a declaration inside a loop must start from zero on every
+        // iteration, which Chromium's WebGPU skips for a `var` declared without one.
+        var bs = array<f32, KP1>();
+        var ub = array<f32, KP1>();
         for (var k = 0u; k <= K; k++) {
             bs[k] = ansatz(k, s, n, 1u);
         }

@@ -25,7 +25,7 @@ fn ansatz(k: u32, s: u32, n: u32, f: u32) -> f32 {
 
 // k! for k = 0..=K (weights are on derivative coefficients, series hold Taylor coefficients).
 fn factorials() -> array<f32, KP1> {
-    var fact: array<f32, KP1>;
+    var fact = array<f32, KP1>();
     fact[0] = 1.0;
     for (var k = 1u; k <= K; k++) {
         fact[k] = fact[k - 1u] * f32(k);

@@ -41,10 +41,11 @@ fn main(
     let fact = factorials();
     for (var j0 = 0u; j0 < p.n_terms; j0 += TB) {
         let nj = min(TB, p.n_terms - j0);
-        var acc: array<f32, TB>;
+        // With an initializer: see generic_readout_backward.wgsl.
+        var acc = array<f32, TB>();
         for (var s = 0u; s < p.n_dirs; s++) {
-            var bs: array<f32, KP1>;
-            var ms: array<f32, KP1>;
+            var bs = array<f32, KP1>();
+            var ms = array<f32, KP1>();
             for (var k = 0u; k <= K; k++) {
                 bs[k] = ansatz(k, s, n, 1u);
                 ms[k] = m[p.m_base + m_block(k, s) * np + n];

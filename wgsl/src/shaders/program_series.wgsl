@@ -17,13 +17,13 @@ struct SinCos {
 }
 
 fn s_const(c: f32) -> Series {
-    var o: Series;
+    var o = Series();
     o[0] = c;
     return o;
 }
 
 fn s_neg(a: Series) -> Series {
-    var o: Series;
+    var o = Series();
     for (var k = 0u; k < KP1; k++) {
         o[k] = -a[k];
     }
@@ -31,7 +31,7 @@ fn s_neg(a: Series) -> Series {
 }
 
 fn s_add(a: Series, b: Series) -> Series {
-    var o: Series;
+    var o = Series();
     for (var k = 0u; k < KP1; k++) {
         o[k] = a[k] + b[k];
     }
@@ -39,7 +39,7 @@ fn s_add(a: Series, b: Series) -> Series {
 }
 
 fn s_sub(a: Series, b: Series) -> Series {
-    var o: Series;
+    var o = Series();
     for (var k = 0u; k < KP1; k++) {
         o[k] = a[k] - b[k];
     }
@@ -69,7 +69,7 @@ fn s_csub(c: f32, a: Series) -> Series {
 
 // a * c
 fn s_scale(a: Series, c: f32) -> Series {
-    var o: Series;
+    var o = Series();
     for (var k = 0u; k < KP1; k++) {
         o[k] = a[k] * c;
     }
@@ -78,7 +78,7 @@ fn s_scale(a: Series, c: f32) -> Series {
 
 // a / c
 fn s_div_c(a: Series, c: f32) -> Series {
-    var o: Series;
+    var o = Series();
     for (var k = 0u; k < KP1; k++) {
         o[k] = a[k] / c;
     }
@@ -87,7 +87,7 @@ fn s_div_c(a: Series, c: f32) -> Series {
 
 // The Cauchy product o_k = sum_{j<=k} a_j b_{k-j}.
 fn s_mul(a: Series, b: Series) -> Series {
-    var o: Series;
+    var o = Series();
     for (var k = 0u; k < KP1; k++) {
         var t = 0.0;
         for (var j = 0u; j <= k; j++) {
@@ -100,7 +100,7 @@ fn s_mul(a: Series, b: Series) -> Series {
 
 // a / w: o_k = (a_k - sum_{j=1..k} w_j o_{k-j}) / w_0.
 fn s_div(a: Series, w: Series) -> Series {
-    var o: Series;
+    var o = Series();
     for (var k = 0u; k < KP1; k++) {
         var t = a[k];
         for (var j = 1u; j <= k; j++) {
@@ -118,7 +118,7 @@ fn s_cdiv(c: f32, w: Series) -> Series {
 
 // e^a: k o_k = sum_{j=1..k} j a_j o_{k-j}.
 fn s_exp(a: Series) -> Series {
-    var o: Series;
+    var o = Series();
     o[0] = pg_exp(a[0]);
     for (var k = 1u; k <= K; k++) {
         var t = 0.0;
@@ -132,7 +132,7 @@ fn s_exp(a: Series) -> Series {
 
 // ln a: a_0 o_k = a_k - (1/k) sum_{j=1..k-1} j o_j a_{k-j}.
 fn s_log(a: Series) -> Series {
-    var o: Series;
+    var o = Series();
     o[0] = pg_log(a[0]);
     for (var k = 1u; k <= K; k++) {
         var t = 0.0;
@@ -146,8 +146,8 @@ fn s_log(a: Series) -> Series {
 
 // sin a and cos a together: k s_k = sum j a_j c_{k-j}, k c_k = -sum j a_j s_{k-j}.
 fn s_sincos(a: Series) -> SinCos {
-    var s: Series;
-    var c: Series;
+    var s = Series();
+    var c = Series();
     let sc = m_sincos(a[0]);
     s[0] = sc.x;
     c[0] = sc.y;
@@ -174,8 +174,8 @@ fn s_cos(a: Series) -> Series {
 
 // tanh a: k o_k = sum_{j=1..k} j a_j d_{k-j} with d = 1 - o^2 built one coefficient ahead of o.
 fn s_tanh(a: Series) -> Series {
-    var o: Series;
-    var d: Series;
+    var o = Series();
+    var d = Series();
     o[0] = m_tanh(a[0]);
     d[0] = 1.0 - o[0] * o[0];
     for (var k = 1u; k <= K; k++) {
@@ -196,7 +196,7 @@ fn s_tanh(a: Series) -> Series {
 // atan a: k o_k = sum_{j=1..k} j a_j q_{k-j} with q = 1 / (1 + a^2).
 fn s_atan(a: Series) -> Series {
     let q = s_cdiv(1.0, s_add_c(s_mul(a, a), 1.0));
-    var o: Series;
+    var o = Series();
     o[0] = pg_atan(a[0]);
     for (var k = 1u; k <= K; k++) {
         var t = 0.0;
@@ -210,7 +210,7 @@ fn s_atan(a: Series) -> Series {
 
 // sqrt a: 2 o_0 o_k = a_k - sum_{j=1..k-1} o_j o_{k-j}.
 fn s_sqrt(a: Series) -> Series {
-    var o: Series;
+    var o = Series();
     o[0] = sqrt(a[0]);
     for (var k = 1u; k <= K; k++) {
         var t = a[k];

@@ -100,7 +100,7 @@ fn moves(j: u32) -> bool {
 
 // The series of coordinate j (DIM: the time) along this direction.
 fn s_coord(j: u32) -> Series {
-    var o: Series;
+    var o = Series();
     o[0] = x[xb + j];
     if dir_dense {
         o[1] = dense[db + j];

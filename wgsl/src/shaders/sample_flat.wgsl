@@ -27,7 +27,7 @@ fn main(
         return;
     }
     let words = philox(vec4<u32>(p.e0 / 4u + blk, p.step, p.stream, 0u), vec2<u32>(p.key0, p.key1));
-    var v: vec4<f32>;
+    var v = vec4<f32>();
     if p.kind == 0u {
         v = rademacher4(words);
     } else {
