@@ -290,6 +290,8 @@ struct Emitter<'a> {
     par_lo: i64,
     scalars_len: usize,
     variant: Variant,
+    /// Per accumulator: whether the fast body already saved its lanes for a re-run.
+    saved: Vec<bool>,
 }
 
 /// A loop's native code, or why it runs on the tape (shown by [`super::CpuProgram::listing`]).
@@ -356,6 +358,17 @@ impl Emitter<'_> {
             let name = self.fresh("v");
             let _ = writeln!(out, "            float {name} = {value};");
             self.defs[dst as usize] = Def::Var(name);
+        }
+    }
+
+    /// Before the fast body's first update of accumulator `acc`: saves its lane, in the same pass
+    /// (one store where a separate copy of the block would load and store every lane again), so a
+    /// block that needs the exact re-run can restore it.
+    fn save(&mut self, out: &mut String, acc: u32) {
+        let a = acc as usize;
+        if self.variant == Variant::Fast && !self.saved[a] {
+            self.saved[a] = true;
+            let _ = writeln!(out, "            bak{acc}[h] = acc{acc}[h];");
         }
     }
 
@@ -545,6 +558,7 @@ impl Emitter<'_> {
                             Some(m) => format!("({} * {value})", self.src(m, hoist)?),
                         };
                         let op = if neg { "-=" } else { "+=" };
+                        self.save(out, acc);
                         let _ = writeln!(out, "            acc{acc}[h] {op} {value};");
                     }
                 }
@@ -555,6 +569,7 @@ impl Emitter<'_> {
                 }
                 let a = self.src(a, hoist)?;
                 let op = if neg { "-=" } else { "+=" };
+                self.save(out, acc);
                 let _ = writeln!(out, "            acc{acc}[h] {op} {a};");
             }
         }
@@ -567,6 +582,7 @@ fn block_loops<'t>(
     tape: &'t Tape,
     variant: Variant,
     decls: &mut String,
+    n_acc: usize,
 ) -> Result<(String, Emitter<'t>), Unsupported> {
     let mut e = Emitter {
         tape,
@@ -578,6 +594,7 @@ fn block_loops<'t>(
         par_lo: i64::MAX,
         scalars_len: 0,
         variant,
+        saved: vec![false; n_acc],
     };
     for &(slot, s) in &tape.bcast {
         e.defs[slot as usize] = Def::Var(format!("sc{s}"));
@@ -606,11 +623,12 @@ fn loop_source(lp: &CpuLoop, name: &str) -> Result<LoopSource, Unsupported> {
     }
     let tape = &lp.tape;
     let mut fast_decls = String::new();
-    let (fast, e) = block_loops(tape, Variant::Fast, &mut fast_decls)?;
+    let (fast, e) = block_loops(tape, Variant::Fast, &mut fast_decls, lp.sums.len())?;
     let (row_lo, row_hi, par_lo, par_hi, n_scalars) =
         (e.row_lo, e.row_hi, e.par_lo, e.par_hi, e.scalars_len);
+    let saved = e.saved.clone();
     let mut exact_decls = String::new();
-    let (exact, _) = block_loops(tape, Variant::Exact, &mut exact_decls)?;
+    let (exact, _) = block_loops(tape, Variant::Exact, &mut exact_decls, lp.sums.len())?;
     let (lo, hi) = (lp.lo as i64, lp.hi as i64);
     if lo >= hi {
         return Err(Unsupported("an empty loop"));
@@ -654,13 +672,14 @@ fn loop_source(lp: &CpuLoop, name: &str) -> Result<LoopSource, Unsupported> {
          const float *r = row + i0; const float *p = params + i0;\n        (void)r; (void)p;\n        \
          int bad = 0;\n",
     );
-    for a in 0..n_acc {
-        let _ = writeln!(code, "        memcpy(bak{a}, acc{a}, sizeof acc{a});");
-    }
     code.push_str(&fast);
     code.push_str("        if (bad) {\n");
-    for a in 0..n_acc {
-        let _ = writeln!(code, "            memcpy(acc{a}, bak{a}, sizeof acc{a});");
+    // Lanes `len..` and accumulators the body never updates were not touched.
+    for a in (0..n_acc).filter(|&a| saved[a]) {
+        let _ = writeln!(
+            code,
+            "            for (long h = 0; h < len; h++) acc{a}[h] = bak{a}[h];"
+        );
     }
     code.push_str(&exact_decls.replace("    float", "        float"));
     code.push_str(&exact);
