@@ -173,6 +173,11 @@ pub struct TrainArgs {
     /// [default: 1e3]
     #[arg(long, value_name = "X", value_parser = number, allow_negative_numbers = true)]
     pub max_rel_error: Option<f64>,
+    /// Measure the variance of the term estimates and of the loss over the step's random
+    /// directions every N steps (an extra forward pass on a collapsed plan), or `off`
+    /// [default: every 100 steps and the last; none for a deterministic plan]
+    #[arg(long, value_name = "N|off", value_parser = variance_every, allow_negative_numbers = true)]
+    pub variance_every: Option<VarianceEvery>,
     /// No progress bar; print one line per evaluation instead
     #[arg(long)]
     pub quiet: bool,
@@ -203,6 +208,94 @@ pub struct BenchArgs {
     /// Append one JSON object, on one line, to this file (JSON Lines)
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Train once per V in this list (same seed, --steps each after --warmup), measuring the
+    /// direction variance and the test error along the way, and print the trade-off table
+    #[arg(long, value_name = "V1,V2,...", value_parser = rand_dims_list, conflicts_with = "rand_dims")]
+    pub sweep_rand_dims: Option<RandDimsList>,
+    /// In a sweep, measure the direction variance every N steps [default: --steps/20]
+    #[arg(long, value_name = "N|off", value_parser = variance_every, allow_negative_numbers = true,
+          requires = "sweep_rand_dims")]
+    pub variance_every: Option<VarianceEvery>,
+}
+
+/// How often a run measures the variance over its random directions (`--variance-every`, and
+/// `variance-every` in the `[run]` table: an integer or `"off"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VarianceEvery {
+    /// Every this many steps (0 is refused by validation).
+    Every(u64),
+    /// Never.
+    Off,
+}
+
+impl serde::Serialize for VarianceEvery {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            VarianceEvery::Every(n) => s.serialize_u64(*n),
+            VarianceEvery::Off => s.serialize_str("off"),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for VarianceEvery {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = VarianceEvery;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a positive number of steps or \"off\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<VarianceEvery, E> {
+                Ok(VarianceEvery::Every(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<VarianceEvery, E> {
+                u64::try_from(v).map(VarianceEvery::Every).map_err(|_| {
+                    E::custom(format!(
+                        "{v} is negative: give a positive number of steps or \"off\""
+                    ))
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<VarianceEvery, E> {
+                variance_every(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// `--variance-every`: a count or `off`.
+fn variance_every(s: &str) -> Result<VarianceEvery, String> {
+    if s.trim() == "off" {
+        return Ok(VarianceEvery::Off);
+    }
+    count::<u64>(s)
+        .map(VarianceEvery::Every)
+        .map_err(|e| format!("{e}, or off"))
+}
+
+/// The values of `V` of a sweep, in the order given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RandDimsList(pub Vec<usize>);
+
+/// `--sweep-rand-dims`: a comma-separated list of positive counts, none repeated.
+fn rand_dims_list(s: &str) -> Result<RandDimsList, String> {
+    let values = s
+        .split(',')
+        .map(|part| {
+            let v: usize = count(part.trim())?;
+            if v == 0 {
+                return Err("every V must be at least 1".to_string());
+            }
+            Ok(v)
+        })
+        .collect::<Result<Vec<usize>, String>>()?;
+    let mut seen = values.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() != values.len() {
+        return Err("a V appears twice".into());
+    }
+    Ok(RandDimsList(values))
 }
 
 /// `--estimator`.

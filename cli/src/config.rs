@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use stde_core::train::TrainConfig;
 
-use crate::args::{BackendArg, ConfigFlags};
+use crate::args::{BackendArg, ConfigFlags, VarianceEvery};
 use crate::error::CliError;
 use crate::text;
 
@@ -36,6 +36,9 @@ pub struct RunSettings {
     /// The device; `None`: the backend a resumed run was saved from, else `auto`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<BackendArg>,
+    /// How often the direction variance is measured; `None`: every 100 steps and at the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variance_every: Option<VarianceEvery>,
 }
 
 impl Default for RunSettings {
@@ -47,6 +50,7 @@ impl Default for RunSettings {
             max_loss_ratio: 1e8,
             max_rel_error: 1e3,
             backend: None,
+            variance_every: None,
         }
     }
 }
@@ -68,6 +72,9 @@ impl RunSettings {
         }
         if self.log_every == 0 {
             return bad("log-every", "must be at least 1");
+        }
+        if self.variance_every == Some(VarianceEvery::Every(0)) {
+            return bad("variance-every", "must be at least 1 (or off)");
         }
         // NaN fails both checks; infinity switches a guard off.
         if self.max_loss_ratio.is_nan() || self.max_loss_ratio <= 1.0 {
@@ -216,6 +223,7 @@ pub fn overlay_file(
         // Every key is present in the base so that the file may set any of them.
         checkpoint_every: base_run.checkpoint_every.or(Some(0)),
         backend: base_run.backend.or(Some(BackendArg::Auto)),
+        variance_every: base_run.variance_every.or(Some(VarianceEvery::Off)),
         ..base_run.clone()
     })
     .map_err(|e| bad(e.to_string()))?;
@@ -229,6 +237,9 @@ pub fn overlay_file(
     }
     if !run_file.contains_key("backend") {
         run.backend = base_run.backend;
+    }
+    if !run_file.contains_key("variance-every") {
+        run.variance_every = base_run.variance_every;
     }
     Ok((cfg, run))
 }
@@ -338,12 +349,36 @@ mod tests {
             checkpoint_every: Some(25),
             max_loss_ratio: f64::INFINITY,
             backend: Some(BackendArg::Cpu),
+            variance_every: Some(VarianceEvery::Every(25)),
             ..RunSettings::default()
         };
         let path = temp_file("rt", &to_toml(&cfg, &run));
         let back = overlay_file(&TrainConfig::default(), &RunSettings::default(), &path).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(back, (cfg, run));
+    }
+
+    #[test]
+    fn variance_every_reads_a_count_or_off() {
+        for (text, want) in [
+            (
+                "[run]\nvariance-every = 50\n",
+                Some(VarianceEvery::Every(50)),
+            ),
+            (
+                "[run]\nvariance-every = \"off\"\n",
+                Some(VarianceEvery::Off),
+            ),
+            ("[run]\nlog-every = 5\n", None),
+        ] {
+            let path = temp_file("variance", text);
+            let (_, run) =
+                overlay_file(&TrainConfig::default(), &RunSettings::default(), &path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            assert_eq!(run.variance_every, want, "{text}");
+            let back = RunSettings::from_toml(&run.to_toml()).unwrap();
+            assert_eq!(back, run);
+        }
     }
 
     #[test]

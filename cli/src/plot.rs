@@ -1,5 +1,6 @@
-//! The PNG plots of a run: `loss.png` (training curves) and `profile.png` (the learned solution
-//! against the exact one along a diameter of the ball).
+//! The PNG plots of a run: `loss.png` (training curves), `profile.png` (the learned solution
+//! against the exact one along a diameter of the ball) and `variance.png` (how much the loss and the
+//! term estimates move with the step's random directions).
 //!
 //! Text is drawn with plotters' `ab_glyph` renderer from a font compiled into the binary, so the
 //! plots need no system fonts or fontconfig on the machine that draws them.
@@ -11,6 +12,7 @@ use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
 use crate::error::CliError;
+use crate::history::VarianceCurves;
 
 /// The family name plotters asks for by default.
 const FONT_FAMILY: &str = "sans-serif";
@@ -63,6 +65,43 @@ fn log_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo / 1.5, hi * 1.5)
 }
 
+/// A white 900×600 chart of values over steps `0..steps` on a log scale `lo..hi`, with its mesh
+/// and axis labels drawn (the loss and variance plots).
+fn step_chart<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    title: &str,
+    steps: u64,
+    (lo, hi): (f64, f64),
+    y_desc: &str,
+    err: &impl Fn(String) -> CliError,
+) -> Result<
+    ChartContext<
+        'a,
+        BitMapBackend<'b>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, LogCoord<f64>>,
+    >,
+    CliError,
+> {
+    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT_FAMILY, 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0f64..steps.max(1) as f64, (lo..hi).log_scale())
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .label_style((FONT_FAMILY, 15))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    Ok(chart)
+}
+
 /// Draws the loss and the relative L2 error against the step, log y.
 ///
 /// # Errors
@@ -89,23 +128,7 @@ pub fn loss_plot(
         .collect();
     let (lo, hi) = log_range(loss.iter().chain(&rel).map(|p| p.1));
     let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT_FAMILY, 22))
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0f64..steps.max(1) as f64, (lo..hi).log_scale())
-        .map_err(|e| err(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc("step")
-        .y_desc("value (log scale)")
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.0e}"))
-        .label_style((FONT_FAMILY, 15))
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
+    let mut chart = step_chart(&root, title, steps, (lo, hi), "value (log scale)", &err)?;
     let loss_color = RGBColor(31, 119, 180);
     let rel_color = RGBColor(214, 39, 40);
     chart
@@ -196,6 +219,94 @@ pub fn profile_plot(
         .map_err(|e| err(e.to_string()))?
         .label("trained network u")
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], model_color.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT_FAMILY, 15))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))
+}
+
+/// Draws the relative standard deviation over the step's random directions of the loss
+/// (`√loss_var / loss`) and of every random term's estimate (`√rel_var`: its standard deviation over
+/// its root-mean-square value), against the step, log y.
+///
+/// # Errors
+/// [`CliError::Plot`] if drawing or encoding fails.
+pub fn variance_plot(
+    path: &Path,
+    title: &str,
+    curves: &VarianceCurves,
+    steps: u64,
+) -> Result<(), CliError> {
+    ensure_font(path)?;
+    let err = plot_error(path);
+    let positive = |v: f64| v.is_finite() && v > 0.0;
+    let loss: Vec<(f64, f64)> = curves
+        .rows
+        .iter()
+        .filter_map(|row| {
+            let rel = row.loss_var?.sqrt() / row.loss.abs();
+            positive(rel).then_some((row.step as f64, rel))
+        })
+        .collect();
+    let terms: Vec<(&str, Vec<(f64, f64)>)> = curves
+        .terms
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let points = curves
+                .rows
+                .iter()
+                .filter_map(|row| {
+                    let sd = row.rel_var.get(k).copied().flatten()?.sqrt();
+                    positive(sd).then_some((row.step as f64, sd))
+                })
+                .collect();
+            (name.as_str(), points)
+        })
+        .filter(|(_, points): &(&str, Vec<(f64, f64)>)| !points.is_empty())
+        .collect();
+    let (lo, hi) = log_range(
+        loss.iter()
+            .chain(terms.iter().flat_map(|(_, p)| p))
+            .map(|p| p.1),
+    );
+    let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
+    let mut chart = step_chart(
+        &root,
+        title,
+        steps,
+        (lo, hi),
+        "relative standard deviation over the directions (log scale)",
+        &err,
+    )?;
+    let loss_color = RGBColor(31, 119, 180);
+    chart
+        .draw_series(LineSeries::new(loss, loss_color.stroke_width(2)))
+        .map_err(|e| err(e.to_string()))?
+        .label("loss: sd / loss")
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], loss_color.stroke_width(2)));
+    // Matplotlib's default cycle after the loss's blue.
+    let palette = [
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+    ];
+    for (i, (name, points)) in terms.into_iter().enumerate() {
+        let color = palette[i % palette.len()];
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(|e| err(e.to_string()))?
+            .label(format!("term {name}: sd / RMS of its estimate"))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)

@@ -12,8 +12,9 @@ use stde_core::backend::GenericStep;
 use stde_core::checkpoint::{self, Checkpoint, CheckpointError};
 use stde_core::problem::ProblemSpec;
 use stde_core::train::{ConfigError, Evaluation, HostState, TrainConfig, Trainer};
+use stde_core::variance::{DirectionVariance, VarianceSupport};
 
-use crate::args::{BackendArg, TrainArgs};
+use crate::args::{BackendArg, TrainArgs, VarianceEvery};
 use crate::backends::{with_backend, Chosen};
 use crate::config::{self, RunSettings};
 use crate::error::CliError;
@@ -29,6 +30,8 @@ use crate::{note, say};
 /// Checkpoint metadata keys of the CLI's own accounting, carried across resumptions.
 const WALL_SECONDS: &str = "stde-cli.wall-seconds";
 const TRAIN_SECONDS: &str = "stde-cli.train-seconds";
+/// Seconds spent measuring the direction variance (not counted in the training seconds).
+const VARIANCE_SECONDS: &str = "stde-cli.variance-seconds";
 const PEAK_MEMORY: &str = "stde-cli.peak-memory-bytes";
 const BACKEND: &str = "stde-cli.backend";
 /// The run's [`RunSettings`] as TOML, so a resumed run keeps its intervals and guards.
@@ -115,7 +118,8 @@ pub fn run(args: &TrainArgs) -> Result<(), CliError> {
     if let Some(ckpt) = &plan.resume {
         let done = ckpt.state.progress.step;
         if done >= plan.cfg.steps {
-            if outputs_complete(&plan.out, plan.cfg.steps) {
+            let plots = plot_names(measures_variance(&plan.cfg, &plan.problem, &plan.settings));
+            if outputs_complete(&plan.out, plan.cfg.steps, &plots) {
                 say!(
                     "the run in {} already finished ({done} of {} steps); nothing to do",
                     text::path(&plan.out),
@@ -149,7 +153,13 @@ fn saved_settings(ckpt: &Checkpoint, dir: &Path) -> Result<RunSettings, CliError
     settings
         .validate()
         .map_err(|e| invalid(format!("metadata {RUN_SETTINGS:?}: {e}")))?;
-    for key in [LAST_LOSS, BEST_LOSS, WALL_SECONDS, TRAIN_SECONDS] {
+    for key in [
+        LAST_LOSS,
+        BEST_LOSS,
+        WALL_SECONDS,
+        TRAIN_SECONDS,
+        VARIANCE_SECONDS,
+    ] {
         if let Some(v) = ckpt.extra.get(key) {
             if !v.parse::<f64>().is_ok_and(|v| v.is_finite() && v >= 0.0) {
                 return Err(invalid(format!(
@@ -223,6 +233,9 @@ fn plan(args: &TrainArgs) -> Result<Plan, CliError> {
     }
     if let Some(v) = args.max_rel_error {
         settings.max_rel_error = v;
+    }
+    if let Some(v) = args.variance_every {
+        settings.variance_every = Some(v);
     }
     settings.validate()?;
     if args.stop_after == Some(0) {
@@ -304,9 +317,27 @@ fn prepare_out_dir(out: &Path) -> Result<RunLock, CliError> {
     Ok(lock)
 }
 
+/// Whether a run measures its direction variance: its plan draws random directions (in groups of
+/// at least two) and `--variance-every` is not `off`.
+fn measures_variance(cfg: &TrainConfig, problem: &ProblemSpec, settings: &RunSettings) -> bool {
+    settings.variance_every != Some(VarianceEvery::Off)
+        && stde_core::trainer::check_config(cfg, problem).is_ok_and(|(instance, plan)| {
+            stde_core::trainer::variance_support(cfg, &instance, &plan).is_measured()
+        })
+}
+
+/// The plots a completed run leaves.
+fn plot_names(variance: bool) -> Vec<&'static str> {
+    let mut names = vec!["loss.png", "profile.png"];
+    if variance {
+        names.push("variance.png");
+    }
+    names
+}
+
 /// Whether a finished run left every output: `metrics.json` saying completed for all its steps,
-/// and both plots complete.
-fn outputs_complete(out: &Path, steps: u64) -> bool {
+/// and every plot complete.
+fn outputs_complete(out: &Path, steps: u64, plots: &[&str]) -> bool {
     let metrics = std::fs::read_to_string(out.join("metrics.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
@@ -314,8 +345,9 @@ fn outputs_complete(out: &Path, steps: u64) -> bool {
         .is_some_and(|m| m["status"] == "completed" && m["steps_done"].as_u64() == Some(steps));
     completed
         && out.join("config.toml").is_file()
-        && files::is_complete_png(&out.join("loss.png"))
-        && files::is_complete_png(&out.join("profile.png"))
+        && plots
+            .iter()
+            .all(|name| files::is_complete_png(&out.join(name)))
 }
 
 /// How a run ended.
@@ -347,6 +379,9 @@ struct Clock {
     prior_wall: f64,
     prior_train: f64,
     train: Duration,
+    prior_variance: f64,
+    /// Time spent measuring the direction variance, apart from `train`.
+    variance: Duration,
     prior_peak: Option<u64>,
 }
 
@@ -362,6 +397,10 @@ impl Clock {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0.0),
             train: Duration::ZERO,
+            prior_variance: get(VARIANCE_SECONDS)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0),
+            variance: Duration::ZERO,
             prior_peak: get(PEAK_MEMORY).and_then(|v| v.parse().ok()),
         }
     }
@@ -372,6 +411,10 @@ impl Clock {
 
     fn train_seconds(&self) -> f64 {
         self.prior_train + self.train.as_secs_f64()
+    }
+
+    fn variance_seconds(&self) -> f64 {
+        self.prior_variance + self.variance.as_secs_f64()
     }
 
     fn peak_memory(&self) -> Option<u64> {
@@ -386,6 +429,7 @@ impl Clock {
         m.insert(BACKEND.into(), backend.name().into());
         m.insert(WALL_SECONDS.into(), self.wall_seconds().to_string());
         m.insert(TRAIN_SECONDS.into(), self.train_seconds().to_string());
+        m.insert(VARIANCE_SECONDS.into(), self.variance_seconds().to_string());
         if let Some(p) = self.peak_memory() {
             m.insert(PEAK_MEMORY.into(), p.to_string());
         }
@@ -419,7 +463,8 @@ impl Display {
         }
     }
 
-    fn status(&self, loss: f64, steps_per_s: f64, last: Option<Evaluation>) {
+    /// The bar's message; `noise` is [`Variance::brief`] of the latest measurement.
+    fn status(&self, loss: f64, steps_per_s: f64, last: Option<Evaluation>, noise: &str) {
         if let Some(bar) = &self.bar {
             let (what, rel) = match last {
                 None => ("rel L2", "-".into()),
@@ -427,12 +472,20 @@ impl Display {
                 Some(e) => ("rel L2", format!("{:.3e}", e.rel_l2)),
             };
             bar.set_message(format!(
-                "loss {loss:.3e} | {steps_per_s:.1} steps/s | {what} {rel}"
+                "loss {loss:.3e} | {steps_per_s:.1} steps/s | {what} {rel} | dir. sd {noise}"
             ));
         }
     }
 
-    fn evaluation(&self, steps: u64, loss: f64, eval: Evaluation, steps_per_s: f64) {
+    /// The line of an evaluation; `noise` is the direction variance measured at that step.
+    fn evaluation(
+        &self,
+        steps: u64,
+        loss: f64,
+        eval: Evaluation,
+        steps_per_s: f64,
+        noise: Option<&str>,
+    ) {
         let line = match eval.point_value {
             Some(value) => format!(
                 "step {}/{steps}  loss {loss:.4e}  u(point) {value:.6}  point rel err {}  \
@@ -449,6 +502,10 @@ impl Display {
                  steps/s",
                 eval.step, eval.rel_l2, eval.rel_l1
             ),
+        };
+        let line = match noise {
+            Some(noise) => format!("{line}  dir. sd {noise}"),
+            None => line,
         };
         match &self.bar {
             Some(bar) => bar.println(line),
@@ -477,6 +534,90 @@ struct Run {
     /// For a problem judged at one point: the model's value there and its relative error (NaN
     /// without a reference value at this dimension), at the latest evaluation.
     last_point: Option<(f64, f64)>,
+    /// The direction-variance measurements.
+    variance: Variance,
+}
+
+/// What the run measures of the variance over its random directions, and the latest measurement.
+struct Variance {
+    support: VarianceSupport,
+    every: Option<VarianceEvery>,
+    /// The residual's term names.
+    terms: Vec<String>,
+    last: Option<DirectionVariance>,
+    /// The loss of the step measured last.
+    last_loss: f64,
+}
+
+/// Steps between measurements of the variance over the directions unless `--variance-every`
+/// says otherwise (and the last step).
+const DEFAULT_VARIANCE_EVERY: u64 = 100;
+
+impl Variance {
+    /// Whether anything is measured in this run.
+    fn measuring(&self) -> bool {
+        self.support.is_measured() && self.every != Some(VarianceEvery::Off)
+    }
+
+    /// Whether the step that completes `step` of `steps` steps is measured.
+    fn due(&self, step: u64, steps: u64) -> bool {
+        self.measuring()
+            && match self.every {
+                // One measurement costs about half a step: every DEFAULT_VARIANCE_EVERY steps keeps
+                // the diagnostic under 1 % of the training time.
+                None => step.is_multiple_of(DEFAULT_VARIANCE_EVERY) || step == steps,
+                Some(VarianceEvery::Every(n)) => step.is_multiple_of(n.max(1)),
+                Some(VarianceEvery::Off) => false,
+            }
+    }
+
+    /// `loss ±2.1%, lap ±35%`: the standard deviations over the directions relative to the loss
+    /// and to each random term's RMS estimate; `none` or `off` when nothing is measured.
+    fn brief(&self) -> String {
+        if self.every == Some(VarianceEvery::Off) {
+            return "off".into();
+        }
+        if !self.support.is_measured() {
+            return "none".into();
+        }
+        let Some(v) = &self.last else {
+            return "-".into();
+        };
+        let mut parts = vec![format!(
+            "loss {}",
+            percent(v.loss_variance.sqrt() / self.last_loss.abs())
+        )];
+        for (k, name) in self.terms.iter().enumerate() {
+            if let Some(rel) = v.relative_term_variance(k) {
+                parts.push(format!("{name} {}", percent(rel.sqrt())));
+            }
+        }
+        parts.join(", ")
+    }
+
+    /// What the summary and `metrics.json` say when nothing is measured.
+    fn absence(&self) -> Option<String> {
+        if self.every == Some(VarianceEvery::Off) {
+            return Some("off (--variance-every off)".into());
+        }
+        self.support.reason().map(|r| format!("none: {r}"))
+    }
+}
+
+/// A relative standard deviation as `±2.1%`.
+fn percent(x: f64) -> String {
+    let p = 100.0 * x;
+    if !p.is_finite() {
+        "-".into()
+    } else if p >= 10.0 {
+        format!("±{p:.0}%")
+    } else if p >= 1.0 {
+        format!("±{p:.1}%")
+    } else if p >= 0.01 {
+        format!("±{p:.2}%")
+    } else {
+        format!("±{p:.0e}%")
+    }
 }
 
 impl Run {
@@ -532,7 +673,8 @@ fn execute<B: GenericStep>(backend: &B, plan: Plan) -> Result<(), CliError> {
     )
     .map_err(CliError::io(&config_path))?;
     let resume_step = plan.resume.as_ref().map(|c| c.state.progress.step);
-    let history = History::open(&out.join("history.csv"), resume_step)?;
+    let terms: Vec<String> = plan.problem.terms.iter().map(|t| t.name.clone()).collect();
+    let history = History::open(&out.join("history.csv"), resume_step, &terms)?;
     let extra = plan.resume.as_ref().map(|c| &c.extra);
     let clock = Clock::new(extra);
     let saved_loss = |key: &str| extra.and_then(|m| m.get(key)).and_then(|v| v.parse().ok());
@@ -545,6 +687,7 @@ fn execute<B: GenericStep>(backend: &B, plan: Plan) -> Result<(), CliError> {
         .as_ref()
         .and_then(|s| s.progress.last)
         .and_then(|e| e.point_value.map(|v| (v, e.rel_l2)));
+    let every = plan.settings.variance_every;
     let mut run = Run {
         plan,
         clock,
@@ -554,8 +697,16 @@ fn execute<B: GenericStep>(backend: &B, plan: Plan) -> Result<(), CliError> {
         last_loss,
         best_loss,
         last_point,
+        variance: Variance {
+            support: VarianceSupport::Measured,
+            every,
+            terms,
+            last: None,
+            last_loss: f64::NAN,
+        },
     };
     let trainer = Trainer::with_problem(backend, run.plan.cfg.clone(), &run.plan.problem, state)?;
+    run.variance.support = trainer.variance_support();
     // A resumed run that had finished training only lacks its outputs.
     let result = if trainer.finished() {
         Ok((Status::Completed, trainer))
@@ -635,10 +786,38 @@ fn train_loop<'b, B: GenericStep>(
     let timed_every = Duration::from_secs(settings.checkpoint_seconds);
     let mut last_checkpoint = Instant::now();
     let fail = |e: CliError, t: &Trainer<'b, B>| Box::new((e, Some(t.progress().clone())));
+    // Whether the step that completes `step` steps logs a row of history.csv.
+    let logs = |step: u64| {
+        step.is_multiple_of(settings.log_every)
+            || step.is_multiple_of(cfg.eval_every)
+            || step >= cfg.steps
+    };
     loop {
         let lr = trainer.current_lr();
+        let next = trainer.progress().step + 1;
+        let measure = run.variance.due(next, cfg.steps);
         let timer = Instant::now();
-        trainer.step();
+        // A measured step reads its loss before the update (the same numbers: the update changes
+        // neither), so that the measurement, timed apart, starts after the step's own work.
+        let mut early_loss = None;
+        let mut measured = None;
+        let mut measuring = Duration::ZERO;
+        if measure {
+            trainer.accumulate_gradient();
+            let loss = pollster::block_on(trainer.loss());
+            if loss.is_ok() {
+                let start = Instant::now();
+                measured = pollster::block_on(trainer.direction_variance())
+                    .map_err(|e| fail(e.into(), &trainer))?;
+                measuring = start.elapsed();
+                run.clock.variance += measuring;
+            }
+            // A failed read is repeated after the update, whose step count the error names.
+            early_loss = loss.ok();
+            trainer.apply_update();
+        } else {
+            trainer.step();
+        }
         let step = trainer.progress().step;
         let finished = trainer.finished();
         let signal = if finished { None } else { signals::pending() };
@@ -654,7 +833,7 @@ fn train_loop<'b, B: GenericStep>(
         let checkpoint_due = regular || timed || stopping || signal.is_some();
         // Rows of history.csv and the divergence guard follow the step count alone, so a run's
         // records do not depend on when it was checkpointed or interrupted.
-        let row_due = step % settings.log_every == 0 || eval_due;
+        let row_due = logs(step) || measure;
         // A checkpoint is only written after a finite loss has been seen for its step.
         let log_due = row_due || checkpoint_due;
         run.display.step(step);
@@ -662,8 +841,11 @@ fn train_loop<'b, B: GenericStep>(
             run.clock.train += timer.elapsed();
             continue;
         }
-        let loss = pollster::block_on(trainer.loss());
-        run.clock.train += timer.elapsed();
+        let loss = match early_loss {
+            Some(loss) => Ok(loss),
+            None => pollster::block_on(trainer.loss()),
+        };
+        run.clock.train += timer.elapsed().saturating_sub(measuring);
         let loss = match loss {
             Ok(loss) => loss,
             Err(e) => {
@@ -675,6 +857,7 @@ fn train_loop<'b, B: GenericStep>(
                         eval: None,
                         lr,
                         seconds: run.clock.wall_seconds(),
+                        variance: None,
                     };
                     // Best effort: the divergence is the error to report.
                     let _ = run.history.push(&row);
@@ -717,17 +900,26 @@ fn train_loop<'b, B: GenericStep>(
                     eval,
                     lr,
                     seconds: run.clock.wall_seconds(),
+                    variance: measured.as_ref(),
                 };
                 let _ = run.history.push(&row);
                 return Err(fail(CliError::Diverged { step, what }, &trainer));
             }
             run.best_loss = Some(run.best_loss.map_or(loss, |b| b.min(loss)));
         }
+        if let Some(v) = measured {
+            run.variance.last = Some(v);
+            run.variance.last_loss = loss;
+        }
+        let measured = measure.then_some(run.variance.last.as_ref()).flatten();
         let steps_per_s = run.steps_per_second(step);
+        let noise = run.variance.brief();
         run.display
-            .status(loss, steps_per_s, trainer.progress().last);
+            .status(loss, steps_per_s, trainer.progress().last, &noise);
         if let Some(eval) = eval {
-            run.display.evaluation(cfg.steps, loss, eval, steps_per_s);
+            let noise = measured.map(|_| noise.as_str());
+            run.display
+                .evaluation(cfg.steps, loss, eval, steps_per_s, noise);
         }
         if row_due {
             run.history
@@ -737,6 +929,7 @@ fn train_loop<'b, B: GenericStep>(
                     eval,
                     lr,
                     seconds: run.clock.wall_seconds(),
+                    variance: measured,
                 })
                 .map_err(|e| fail(e, &trainer))?;
         }
@@ -805,6 +998,77 @@ fn non_finite(state: &HostState) -> Option<String> {
     None
 }
 
+/// The direction variance in `metrics.json`.
+#[derive(Debug, Serialize)]
+struct VarianceMetrics {
+    /// Whether the run measures it.
+    measured: bool,
+    /// Why not (`none: …` for a plan without random directions or with `V = 1`, `off …`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// Measured every this many steps; absent: on the steps history.csv logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    every: Option<u64>,
+    /// The latest measurement (absent before the first one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last: Option<VarianceLast>,
+}
+
+/// The latest direction-variance measurement in `metrics.json`.
+#[derive(Debug, Serialize)]
+struct VarianceLast {
+    /// The step it measured (steps completed).
+    step: u64,
+    loss: f64,
+    /// The variance of that step's loss over its directions.
+    loss_variance: Option<f64>,
+    /// Per random term: the variance of its estimate (mean over points) and that over the mean
+    /// squared estimate.
+    terms: BTreeMap<String, TermVariance>,
+}
+
+/// One term's direction variance.
+#[derive(Debug, Serialize)]
+struct TermVariance {
+    variance: Option<f64>,
+    relative_variance: Option<f64>,
+}
+
+impl VarianceMetrics {
+    fn of(v: &Variance) -> Self {
+        let finite = |x: f64| x.is_finite().then_some(x);
+        Self {
+            measured: v.measuring(),
+            reason: v.absence(),
+            every: match v.every {
+                Some(VarianceEvery::Every(n)) => Some(n),
+                _ => None,
+            },
+            last: v.last.as_ref().map(|m| VarianceLast {
+                // The measurement is of the step before the update that completed it.
+                step: m.step + 1,
+                loss: v.last_loss,
+                loss_variance: finite(m.loss_variance),
+                terms: v
+                    .terms
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(k, name)| {
+                        let variance = m.term_variance[k]?;
+                        Some((
+                            name.clone(),
+                            TermVariance {
+                                variance: finite(variance),
+                                relative_variance: m.relative_term_variance(k).and_then(finite),
+                            },
+                        ))
+                    })
+                    .collect(),
+            }),
+        }
+    }
+}
+
 /// `metrics.json`.
 #[derive(Debug, Serialize)]
 struct Metrics<'a> {
@@ -837,6 +1101,9 @@ struct Metrics<'a> {
     peak_memory_bytes: Option<u64>,
     wall_seconds: f64,
     train_seconds: f64,
+    /// Seconds spent measuring the direction variance (apart from `train_seconds`).
+    variance_seconds: f64,
+    direction_variance: VarianceMetrics,
     seed: u64,
     /// The signal that interrupted the run (`SIGINT`, `SIGTERM`, `SIGHUP`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -881,6 +1148,8 @@ fn write_metrics<B: GenericStep>(
         peak_memory_bytes: run.clock.peak_memory(),
         wall_seconds: run.clock.wall_seconds(),
         train_seconds: train,
+        variance_seconds: run.clock.variance_seconds(),
+        direction_variance: VarianceMetrics::of(&run.variance),
         seed: cfg.seed,
         signal: match status {
             Status::Interrupted(s) => Some(s.name()),
@@ -945,7 +1214,14 @@ fn draw_plots<B: GenericStep>(run: &Run, trainer: &Trainer<'_, B>) -> Result<(),
     let exact = trainer.exact_at(&points);
     draw_into(&out.join("profile.png"), |p| {
         plot::profile_plot(p, &title, &t, &model, exact.as_deref())
-    })
+    })?;
+    if run.variance.measuring() {
+        let curves = history::read_variance(&out.join("history.csv"))?;
+        draw_into(&out.join("variance.png"), |p| {
+            plot::variance_plot(p, &title, &curves, cfg.steps)
+        })?;
+    }
+    Ok(())
 }
 
 fn summary(run: &Run, status: Status, progress: &stde_core::train::Progress) {
@@ -996,6 +1272,16 @@ fn summary(run: &Run, status: Status, progress: &stde_core::train::Progress) {
                 e.exact_rms
             );
         }
+    }
+    match (run.variance.absence(), &run.variance.last) {
+        (Some(absence), _) => say!("dir. sd       {absence}"),
+        (None, Some(v)) => say!(
+            "dir. sd       {}  (over the step's random directions, step {}; history.csv, \
+             variance.png)",
+            run.variance.brief(),
+            v.step + 1
+        ),
+        (None, None) => {}
     }
     if train > 0.0 {
         say!("speed         {:.1} steps/s", progress.step as f64 / train);

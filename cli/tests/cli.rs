@@ -144,13 +144,31 @@ fn tiny_run_writes_metrics_history_plots_and_checkpoint() {
 
     let history = std::fs::read_to_string(out.join("history.csv")).unwrap();
     let mut lines = history.lines();
-    assert_eq!(lines.next(), Some("step,loss,rel_l2,rel_l1,lr,seconds"));
+    assert_eq!(
+        lines.next(),
+        Some("step,loss,rel_l2,rel_l1,lr,loss_var,var_lap,rel_var_lap,seconds")
+    );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     // Logged every 10 steps (the default --log-every).
     let steps: Vec<&str> = rows.iter().map(|r| r[0]).collect();
     assert_eq!(steps, ["10", "20", "30", "40", "50", "60"]);
     for r in &rows {
-        assert_eq!(r.len(), 6);
+        assert_eq!(r.len(), 9);
+        // The direction variance (V = 2 of d = 5 at random) is measured every 100 steps and at
+        // the last step: here only at step 60.
+        for (col, name) in [(5, "loss_var"), (6, "var_lap"), (7, "rel_var_lap")] {
+            if r[0] != "60" {
+                assert!(r[col].is_empty(), "{name} of step {}: {:?}", r[0], r[col]);
+                continue;
+            }
+            let v: f64 = r[col].parse().unwrap_or(f64::NAN);
+            assert!(
+                v.is_finite() && v >= 0.0,
+                "{name} of step {}: {:?}",
+                r[0],
+                r[col]
+            );
+        }
         let evaluated = r[0].parse::<u64>().unwrap() % 20 == 0;
         assert_eq!(
             !r[2].is_empty(),
@@ -163,6 +181,9 @@ fn tiny_run_writes_metrics_history_plots_and_checkpoint() {
 
     assert_png(&out.join("loss.png"));
     assert_png(&out.join("profile.png"));
+    assert_png(&out.join("variance.png"));
+    assert_eq!(m["direction_variance"]["measured"], true);
+    assert_eq!(m["direction_variance"]["last"]["step"], 60);
     let (cfg, state) = stde_core::checkpoint::load(&out).unwrap();
     assert_eq!((cfg.dim, state.progress.step), (5, 60));
 
@@ -518,6 +539,157 @@ fn bench_appends_csv_and_json_rows() {
     let mut bad = args.to_vec();
     bad.retain(|a| *a != "--json" && *a != json.to_str().unwrap());
     assert_rejected(&bad, 2, "different header");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The variance columns of `history.csv` by row: `(step, loss_var, var_lap, rel_var_lap)` as text.
+fn variance_cells(dir: &Path) -> Vec<(String, String, String, String)> {
+    let text = std::fs::read_to_string(dir.join("history.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (c[0].into(), c[5].into(), c[6].into(), c[7].into())
+        })
+        .collect()
+}
+
+/// Where nothing is random (the exact estimator) or measuring is switched off, the variance
+/// columns stay empty, no variance plot is drawn, and the run says why; `--variance-every N`
+/// measures (and logs) exactly the multiples of N, and is saved for a resumed run.
+#[test]
+fn variance_is_measured_where_directions_are_random_and_said_absent_elsewhere() {
+    let exact = temp_path("variance-exact");
+    let o = train(&exact, &["--backend", "cpu", "--estimator", "exact"]);
+    assert_ok(&o);
+    assert!(variance_cells(&exact)
+        .iter()
+        .all(|(_, a, b, c)| a.is_empty() && b.is_empty() && c.is_empty()));
+    assert!(!exact.join("variance.png").exists());
+    let m = metrics(&exact);
+    assert_eq!(m["direction_variance"]["measured"], false);
+    assert!(m["direction_variance"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no direction is drawn at random"));
+    assert!(
+        stdout(&o).contains("dir. sd       none: "),
+        "{}",
+        stdout(&o)
+    );
+
+    let off = temp_path("variance-off");
+    let o = train(&off, &["--backend", "cpu", "--variance-every", "off"]);
+    assert_ok(&o);
+    assert!(variance_cells(&off).iter().all(|(_, a, _, _)| a.is_empty()));
+    assert!(!off.join("variance.png").exists());
+    assert!(stdout(&o).contains("dir. sd       off"), "{}", stdout(&o));
+
+    let every = temp_path("variance-every");
+    let o = train(
+        &every,
+        &[
+            "--backend",
+            "cpu",
+            "--variance-every",
+            "7",
+            "--stop-after",
+            "30",
+        ],
+    );
+    assert_ok(&o);
+    assert!(std::fs::read_to_string(every.join("config.toml"))
+        .unwrap()
+        .contains("variance-every = 7"));
+    assert_ok(&stde(&[
+        "train",
+        "--resume",
+        every.to_str().unwrap(),
+        "--quiet",
+    ]));
+    let cells = variance_cells(&every);
+    let measured: Vec<&str> = cells
+        .iter()
+        .filter(|(_, a, _, _)| !a.is_empty())
+        .map(|(s, _, _, _)| s.as_str())
+        .collect();
+    assert_eq!(measured, ["7", "14", "21", "28", "35", "42", "49", "56"]);
+    // The rows of the logging interval are still there, unmeasured.
+    assert!(cells.iter().any(|(s, a, _, _)| s == "10" && a.is_empty()));
+    assert_png(&every.join("variance.png"));
+    for dir in [exact, off, every] {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// `stde bench --sweep-rand-dims` trains every V on the same seed and prints one table row each,
+/// appending one CSV and one JSON row per V; every V reaches the sweep's target error by its end.
+#[test]
+fn bench_sweep_tabulates_variance_speed_and_error_per_v() {
+    let dir = temp_path("sweep");
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("sweep.csv");
+    let json = dir.join("sweep.jsonl");
+    let o = stde(&[
+        "bench",
+        "--backend",
+        "cpu",
+        "--dim",
+        "5",
+        "--width",
+        "16",
+        "--depth",
+        "3",
+        "--batch",
+        "16",
+        "--steps",
+        "20",
+        "--warmup",
+        "2",
+        "--test-points",
+        "100",
+        "--sweep-rand-dims",
+        "4,2",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_ok(&o);
+    let text = stdout(&o);
+    let table: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|w| w.first().is_some_and(|v| v.parse::<usize>().is_ok()))
+        .collect();
+    assert_eq!(
+        table.iter().map(|w| w[0]).collect::<Vec<_>>(),
+        ["4", "2"],
+        "{text}"
+    );
+    assert!(
+        text.contains("sd/rms(lap)") && text.contains("sd/loss"),
+        "{text}"
+    );
+    let rows: Vec<Value> = std::fs::read_to_string(&json)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    let target = rows[0]["target_rel_l2"].as_f64().unwrap();
+    for (row, v) in rows.iter().zip([4, 2]) {
+        assert_eq!(row["rand_dims"], v);
+        assert_eq!(row["variance_measurements"], 20);
+        assert!(row["term_relative_sd"]["lap"].as_f64().unwrap() > 0.0);
+        assert!(row["loss_relative_sd"].as_f64().unwrap() > 0.0);
+        assert!(row["final_rel_l2"].as_f64().unwrap() <= target);
+        assert!(row["seconds_to_target"].as_f64().is_some(), "{row}");
+        assert_eq!(row["evaluations"].as_array().unwrap().len(), 10);
+    }
+    let lines = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(lines.lines().count(), 3);
+    assert!(lines.starts_with("backend,equation,dim,batch,rand_dims,"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

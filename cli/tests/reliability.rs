@@ -364,7 +364,8 @@ fn two_processes_on_one_run_directory_lose_no_data() {
             "history.csv",
             "loss.png",
             "metrics.json",
-            "profile.png"
+            "profile.png",
+            "variance.png"
         ]
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -1179,6 +1180,12 @@ fn at_least_a_hundred_bad_inputs_get_exit_2_and_one_short_error_line() {
         ("run-log-zero", "[run]\nlog-every = 0\n"),
         ("run-ratio-nan", "[run]\nmax-loss-ratio = nan\n"),
         ("run-backend", "[run]\nbackend = \"abacus\"\n"),
+        ("run-variance-zero", "[run]\nvariance-every = 0\n"),
+        (
+            "run-variance-word",
+            "[run]\nvariance-every = \"sometimes\"\n",
+        ),
+        ("run-variance-negative", "[run]\nvariance-every = -2\n"),
         ("run-type", "[run]\ncheckpoint-seconds = \"soon\"\n"),
         ("binary", "\u{0}\u{1}\u{2}"),
         ("overflow", "dim = 99999999999999999999999\n"),
@@ -1275,6 +1282,9 @@ fn at_least_a_hundred_bad_inputs_get_exit_2_and_one_short_error_line() {
     for value in ["abc", "nan", "0", "-1"] {
         cases.push(t(&["--max-rel-error", value]));
     }
+    for value in ["0", "-1", "abc", "", "1.5", "offf"] {
+        cases.push(t(&["--variance-every", value]));
+    }
     for (flag, value) in [
         ("--equation", "wave"),
         ("--equation", ""),
@@ -1354,6 +1364,31 @@ fn at_least_a_hundred_bad_inputs_get_exit_2_and_one_short_error_line() {
         &["--eval", "yes"],
     ] {
         cases.push(b(a));
+    }
+    // bench sweeps over V: a V larger than d, a repeated, zero or non-numeric V, one that
+    // conflicts with --rand-dims, the exact estimator, and a variance interval of 0 or without a
+    // sweep.
+    let sweep = |a: &[&str]| -> Vec<String> {
+        let mut v = own(&[
+            "bench", "--dim", "5", "--steps", "2", "--warmup", "0", "--width", "4",
+        ]);
+        v.extend(a.iter().map(|s| s.to_string()));
+        v
+    };
+    for a in [
+        &["--sweep-rand-dims", "2,9"][..],
+        &["--sweep-rand-dims", "2,2"],
+        &["--sweep-rand-dims", "0,2"],
+        &["--sweep-rand-dims", ""],
+        &["--sweep-rand-dims", "2,x"],
+        &["--sweep-rand-dims", "2,-4"],
+        &["--sweep-rand-dims", "2,4", "--rand-dims", "2"],
+        &["--sweep-rand-dims", "2,4", "--estimator", "exact"],
+        &["--sweep-rand-dims", "2,4", "--variance-every", "0"],
+        &["--sweep-rand-dims", "2,4", "--variance-every", "soon"],
+        &["--variance-every", "5"],
+    ] {
+        cases.push(sweep(a));
     }
     // list, web and the top level.
     for a in [

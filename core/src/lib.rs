@@ -22,3 +22,4 @@ pub mod series;
 pub mod step_plan;
 pub mod train;
 pub mod trainer;
+pub mod variance;

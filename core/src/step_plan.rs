@@ -132,6 +132,24 @@ impl FixedCheck {
     }
 }
 
+/// One group of a step's directions that is drawn at random ([`StepPlan::random_directions`]):
+/// `units` draws of `dirs_per_unit` consecutive directions each, starting at direction `first`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RandomDirections {
+    /// The first direction of the group.
+    pub first: usize,
+    /// Draws per step (`V`).
+    pub units: usize,
+    /// Directions per draw: 1 for a coordinate or a dense tangent, the planner's jets of one
+    /// window for a mixed-window term.
+    pub dirs_per_unit: usize,
+    /// The population drawn from without replacement (`d` coordinates, or the windows), or `None`
+    /// for independent dense tangents.
+    pub population: Option<usize>,
+    /// The terms that read these directions.
+    pub terms: Vec<usize>,
+}
+
 /// How a coordinate direction's weight is set.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Weight {
@@ -701,6 +719,62 @@ impl StepPlan {
             }
         }
         out
+    }
+
+    /// The groups of directions drawn at random every step (coordinates or windows of a sparse
+    /// plan, dense tangents), in direction order; fixed jets and the exact estimator's directions
+    /// are deterministic and not listed. [`crate::variance`] estimates the variance of the term
+    /// estimates from how the directions of each group spread.
+    pub fn random_directions(&self) -> Vec<RandomDirections> {
+        let terms_of = |reads: &mut dyn Iterator<Item = usize>| {
+            let mut terms: Vec<usize> = reads.collect();
+            terms.sort_unstable();
+            terms.dedup();
+            terms
+        };
+        self.groups
+            .iter()
+            .filter_map(|g| match g {
+                Group::Coordinates {
+                    first,
+                    count,
+                    sampled: true,
+                    reads,
+                } => Some(RandomDirections {
+                    first: *first,
+                    units: *count,
+                    dirs_per_unit: 1,
+                    population: Some(self.dim),
+                    terms: terms_of(&mut reads.iter().map(|r| r.0)),
+                }),
+                Group::Dense {
+                    first,
+                    count,
+                    reads,
+                } => Some(RandomDirections {
+                    first: *first,
+                    units: *count,
+                    dirs_per_unit: 1,
+                    population: None,
+                    terms: terms_of(&mut reads.iter().map(|r| r.0)),
+                }),
+                Group::Windows {
+                    first,
+                    jets,
+                    reads,
+                    n_windows,
+                    count,
+                    sampled: true,
+                } => Some(RandomDirections {
+                    first: *first,
+                    units: *count,
+                    dirs_per_unit: jets.len(),
+                    population: Some(*n_windows),
+                    terms: terms_of(&mut reads.iter().map(|r| r.0)),
+                }),
+                _ => None,
+            })
+            .collect()
     }
 
     /// How the fixed jets were chosen.

@@ -17,6 +17,7 @@ use crate::step_plan::StepPlan;
 use crate::train::{
     ConfigError, EstimatorKind, Evaluation, HostState, Progress, TrainConfig, TrainError,
 };
+use crate::variance::{self, DirectionVariance, Draw, ResidualJets, VarianceSupport};
 
 /// Largest test set kept resident on the device, in values (larger sets are redrawn in chunks).
 const RESIDENT_TEST_VALUES: usize = 1 << 26;
@@ -186,6 +187,12 @@ pub struct Trainer<'b, B: GenericStep> {
     host_weights: Vec<f32>,
     test: TestSet<B>,
     progress: Progress,
+    /// Whether the latest accumulated step has not been applied yet: its points, probes and
+    /// activations are still those of the current parameters ([`Trainer::direction_variance`]).
+    step_pending: bool,
+    /// Buffers of the uncollapsed forward pass that measures the variance of a collapsed plan,
+    /// allocated at the first measurement.
+    variance_pass: Option<[B::Buf; 2]>,
 }
 
 struct TestSet<B: GenericStep> {
@@ -226,6 +233,27 @@ pub fn check_config(
     let instance = spec.instantiate(cfg.dim, cfg.seed)?;
     let plan = StepPlan::new(&instance, cfg.estimator, cfg.rand_dims)?;
     Ok((instance, plan))
+}
+
+/// Whether the direction variance of a run can be measured ([`Trainer::variance_support`], without
+/// building the trainer): from the plan's random groups and the sampled coordinates of
+/// gradient-matching constraints.
+pub fn variance_support(
+    cfg: &TrainConfig,
+    instance: &Instance,
+    plan: &StepPlan,
+) -> VarianceSupport {
+    let v = gradient_dirs(cfg);
+    let constraints: Vec<Draw> = instance
+        .constraints
+        .iter()
+        .filter(|c| c.gradient.is_some() && v < cfg.dim)
+        .map(|_| Draw {
+            units: v,
+            population: Some(cfg.dim),
+        })
+        .collect();
+    variance::support(&plan.random_directions(), &constraints)
 }
 
 /// The initial parameters for an input width: PyTorch's uniform `±1/√fan_in`, from the
@@ -527,6 +555,8 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                 best: None,
                 last: None,
             },
+            step_pending: false,
+            variance_pass: None,
         };
         let values: Vec<f32> = trainer.instance.params.iter().map(|&c| c as f32).collect();
         backend.upload(&mut trainer.problem_params, 0, &values);
@@ -580,6 +610,7 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
         self.backend.upload(&mut self.adam_m, 0, &state.adam_m);
         self.backend.upload(&mut self.adam_v, 0, &state.adam_v);
         self.progress = state.progress;
+        self.step_pending = false;
         Ok(())
     }
 
@@ -665,7 +696,17 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
     /// Samples every group's points and the step's probes, runs the jet forward pass, the ansatz,
     /// the readout, the loss program and the adjoint, and accumulates `∂loss/∂θ` into the gradient.
     pub fn accumulate_gradient(&mut self) {
-        let step = self.progress.step as u32;
+        self.accumulate_gradient_with_directions(self.progress.step as u32);
+    }
+
+    /// [`Trainer::accumulate_gradient`] at this step's points with the random directions drawn as
+    /// at step `draw` (index sets, windows and dense tangents): redrawing them at fixed points and
+    /// parameters shows the spread that [`Trainer::direction_variance`] estimates from one draw.
+    pub fn accumulate_gradient_with_directions(&mut self, draw: u32) {
+        // The points follow the step counter; every random direction follows `draw`.
+        let point_step = self.progress.step as u32;
+        let step = draw;
+        self.step_pending = true;
         if self.cfg.estimator != EstimatorKind::Exact && self.plan.kind == ProbeKind::OneHot {
             self.fill_probes(step);
         }
@@ -734,7 +775,7 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                     dense: &self.empty,
                 },
             };
-            be.sample_points(g.sampling, self.cfg.seed, step, &mut g.points);
+            be.sample_points(g.sampling, self.cfg.seed, point_step, &mut g.points);
             let ashape = crate::backend::ansatz_shape(hidden);
             be.run_program_series(
                 g.gradient
@@ -878,6 +919,178 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
             &mut self.adam_v,
         );
         self.progress.step = t;
+        self.step_pending = false;
+    }
+
+    /// Whether this run's direction variance can be measured ([`crate::variance`]).
+    pub fn variance_support(&self) -> VarianceSupport {
+        variance_support(&self.cfg, &self.instance, &self.plan)
+    }
+
+    /// The sampled coordinates of gradient-matching constraints, as `(group, draw)`.
+    fn constraint_draws_by_group(&self) -> Vec<(usize, Draw)> {
+        self.groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.gradient.as_ref().is_some_and(|gp| gp.sampled))
+            .map(|(i, g)| {
+                (
+                    i,
+                    Draw {
+                        units: g.shape.n_dirs,
+                        population: Some(self.cfg.dim),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// The term estimates of the latest step, `n_terms` columns of the residual's points (what
+    /// the loss program read).
+    ///
+    /// # Errors
+    /// [`TrainError::Backend`] if the read fails.
+    pub async fn term_estimates(&self) -> Result<Vec<f32>, TrainError> {
+        let g = &self.groups[0];
+        let n = g.shape.n_points;
+        if g.n_terms == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self.backend.download(&g.features, n, g.n_terms * n).await?)
+    }
+
+    /// Measures the within-step variance of the latest accumulated step's term estimates and of
+    /// its loss, from the spread of its random directions ([`crate::variance`] defines both).
+    /// `None` when [`Trainer::variance_support`] says it is not measured.
+    ///
+    /// The per-direction readout runs on the host in f64 from the model's final-layer jets. A
+    /// collapsed plan has no per-direction top coefficient, so the step's forward pass is run
+    /// again uncollapsed (once per measurement, into buffers of its own); nothing the training
+    /// reads is changed, so a run is the same with or without measurements.
+    ///
+    /// # Panics
+    /// When no step has been accumulated since the last update (call it between
+    /// [`Trainer::accumulate_gradient`] and [`Trainer::apply_update`]).
+    ///
+    /// # Errors
+    /// [`TrainError::Backend`] if memory runs out or a read fails.
+    pub async fn direction_variance(&mut self) -> Result<Option<DirectionVariance>, TrainError> {
+        assert!(
+            self.step_pending,
+            "direction_variance measures an accumulated step before its update"
+        );
+        if !self.variance_support().is_measured() {
+            return Ok(None);
+        }
+        let be = self.backend;
+        let hidden = self.groups[0].shape;
+        let n_layers = self.shape.n_layers();
+        let model = hidden.with_width(1);
+        let uncollapsed = JetShape {
+            collapsed: false,
+            ..model
+        };
+        let m = if hidden.collapsed {
+            self.uncollapsed_forward()?;
+            let [z, _] = self
+                .variance_pass
+                .as_ref()
+                .expect("allocated by uncollapsed_forward");
+            be.download(z, 0, uncollapsed.len()).await?
+        } else {
+            be.download(&self.groups[0].z[n_layers - 1], 0, model.len())
+                .await?
+        };
+        let g = &self.groups[0];
+        let np = hidden.n_points;
+        let ansatz = be
+            .download(&g.ansatz, 0, crate::backend::ansatz_shape(hidden).len())
+            .await?;
+        let loss_out = be.download(&g.out, 0, (2 + g.n_terms) * np).await?;
+        let jets = ResidualJets {
+            shape: uncollapsed,
+            m: &m,
+            ansatz: &ansatz,
+            weights: &self.host_weights,
+            n_terms: g.n_terms,
+            loss_out: &loss_out,
+        };
+        let (estimates, variances, mut loss_variance) =
+            variance::residual_variance(&jets, &self.plan.random_directions());
+        for (gi, draw) in self.constraint_draws_by_group() {
+            let g = &self.groups[gi];
+            let n = g.shape.n_points;
+            let con = &self.instance.constraints[gi - 1];
+            let Some(gradient) = &con.gradient else {
+                continue;
+            };
+            let features = be.download(&g.features, 0, (1 + g.n_terms) * n).await?;
+            loss_variance += variance::gradient_matching_variance(
+                &features,
+                n,
+                draw,
+                con.weight,
+                gradient.weight,
+                self.cfg.dim,
+            );
+        }
+        Ok(Some(variance::summarise(
+            self.progress.step,
+            np,
+            estimates,
+            variances,
+            loss_variance,
+        )))
+    }
+
+    /// The residual's forward pass of the latest step, uncollapsed, into the variance buffers:
+    /// the same points, probes and parameters, every direction's top coefficient kept.
+    fn uncollapsed_forward(&mut self) -> Result<(), TrainError> {
+        let be = self.backend;
+        let hidden = JetShape {
+            collapsed: false,
+            ..self.groups[0].shape
+        };
+        let dims = &self.shape.dims;
+        let rows = hidden.n_rows();
+        if self.variance_pass.is_none() {
+            let max_width = dims[1..].iter().copied().max().unwrap_or(1);
+            let len = (rows * max_width).max(1);
+            self.variance_pass = Some([
+                be.alloc(len, "variance pre-activations")?,
+                be.alloc(len, "variance activations")?,
+            ]);
+        }
+        let Some([z, h]) = self.variance_pass.as_mut() else {
+            unreachable!("allocated above");
+        };
+        let g = &self.groups[0];
+        let probes = SlotProbes::<B> {
+            kind: self.plan.kind,
+            slot_index: &self.slot_index,
+            slot_coeff: &self.slot_coeff,
+            dense: &self.dense,
+        };
+        be.input_layer_forward_slots(
+            hidden,
+            self.plan.stride,
+            &g.points,
+            &probes,
+            &self.params,
+            0,
+            z,
+        );
+        for l in 1..self.shape.n_layers() {
+            be.jet_activation_forward(self.cfg.activation, hidden.with_width(dims[l]), z, h);
+            let (w_off, b_off) = self.shape.offsets(l);
+            let gm = Gemm {
+                b_offset: w_off,
+                ..Gemm::nt(rows, dims[l + 1], dims[l])
+            };
+            be.gemm(gm, h, &self.params, z);
+            be.add_bias(hidden.with_width(dims[l + 1]), &self.params, b_off, z);
+        }
+        Ok(())
     }
 
     /// The loss of the latest step (the sum over groups of their mean weighted squared residuals),
