@@ -811,10 +811,50 @@ fn loaded() -> &'static Loaded {
     LOADED.get_or_init(|| Mutex::new(Vec::new()))
 }
 
+/// What `-march=native` compiles for: the processor's model and feature flags, so that a cache
+/// directory shared between machines (a home directory on a cluster) never hands one machine a
+/// library built for instructions it lacks.
+#[cfg(unix)]
+fn machine() -> &'static str {
+    static MACHINE: OnceLock<String> = OnceLock::new();
+    MACHINE.get_or_init(|| {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let first = |key: &str| {
+            cpuinfo
+                .lines()
+                .find(|l| l.starts_with(key))
+                .unwrap_or("")
+                .to_string()
+        };
+        let mut id = format!(
+            "{} {} {}",
+            std::env::consts::ARCH,
+            first("model name"),
+            first("flags")
+        );
+        #[cfg(target_arch = "x86_64")]
+        for (name, has) in [
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+            ("avx512bw", std::arch::is_x86_feature_detected!("avx512bw")),
+        ] {
+            id.push_str(if has { " +" } else { " -" });
+            id.push_str(name);
+        }
+        id
+    })
+}
+
 #[cfg(unix)]
 /// Loads (compiling it first unless cached) the library of `source`.
 fn library(source: &str) -> Result<Arc<libloading::Library>, String> {
-    let hash = fnv1a(source) ^ fnv1a(&format!("{} {:?}", compiler(), flags()));
+    let hash = fnv1a(&format!(
+        "{source}\n{} {:?}\n{}",
+        compiler(),
+        flags(),
+        machine()
+    ));
     let mut cache = loaded().lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, lib)) = cache.iter().find(|(h, _)| *h == hash) {
         return Ok(Arc::clone(lib));
