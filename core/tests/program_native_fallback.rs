@@ -1,5 +1,6 @@
 //! The CPU backend without a working C compiler: automatic native programs fall back to the tape
-//! (with the same results), and a demand for native programs fails with the compiler named.
+//! (with the same results), a demand for native programs fails with the compiler named, and
+//! temporary files that a killed compilation left behind are cleared.
 //! (A test file of its own: it sets the process's `STDE_CC` and `STDE_CACHE_DIR`.)
 
 #[path = "common/forcing_program.rs"]
@@ -14,6 +15,20 @@ fn a_missing_compiler_leaves_programs_on_the_tape() {
     // This file holds one test, so nothing else in the process reads them.
     std::env::set_var("STDE_CACHE_DIR", &cache);
     std::env::set_var("STDE_CC", "/nonexistent/stde-test-cc");
+    // What a process killed while compiling leaves behind: removed once over an hour old.
+    let dir = cache.join("programs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (stale, fresh) = (dir.join("tmp-1-1.c"), dir.join("tmp-2-2.c"));
+    for f in [&stale, &fresh] {
+        std::fs::write(f, "int x;").unwrap();
+    }
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
     let program = forcing_program::two_body_forcing(5000);
 
     let auto = CpuBackend::new().with_native_programs(NativePrograms::Auto);
@@ -43,5 +58,10 @@ fn a_missing_compiler_leaves_programs_on_the_tape() {
         }
         other => panic!("expected a compiler error, got {other:?}"),
     }
+    assert!(!stale.exists(), "a stale temporary file is left");
+    assert!(
+        fresh.exists(),
+        "a recent temporary file (maybe in use) was removed"
+    );
     let _ = std::fs::remove_dir_all(&cache);
 }

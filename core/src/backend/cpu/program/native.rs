@@ -762,6 +762,7 @@ fn flags() -> Vec<&'static str> {
 /// compilations of the same source never load a half-written library).
 fn compile(source: &str, dir: &Path, lib: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    remove_stale_temporaries(dir);
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let unique = format!(
         "{}-{}",
@@ -792,6 +793,28 @@ fn compile(source: &str, dir: &Path, lib: &Path) -> Result<(), String> {
     // The source stays beside its library, for whoever wants to read what runs.
     let _ = std::fs::rename(&src_path, lib.with_extension("c"));
     std::fs::rename(&tmp_lib, lib).map_err(|e| format!("cannot move the library into place: {e}"))
+}
+
+/// Removes temporary files over an hour old: what a process killed while compiling left behind
+/// (a live compilation takes well under a second, so nothing in use is that old).
+#[cfg(unix)]
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let hour = std::time::Duration::from_secs(3600);
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_string_lossy().starts_with("tmp-")
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > hour);
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(unix)]
