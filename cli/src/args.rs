@@ -129,6 +129,10 @@ pub struct ConfigFlags {
     /// Propagate every top Taylor coefficient instead of their collapsed sum
     #[arg(long)]
     pub no_collapse: bool,
+    /// Weight sharing: map every B consecutive coordinates to one feature with one shared
+    /// B → 1 linear map and tanh before the MLP (B must divide d) [default: off]
+    #[arg(long, value_name = "B", value_parser = count::<usize>, allow_negative_numbers = true)]
+    pub share_blocks: Option<usize>,
     /// TOML file with kebab-case configuration keys (e.g. `rand-dims = 16`); flags override it
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,

@@ -191,7 +191,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         }
     };
     say!(
-        "{} {} d={} batch={} V={} {} width={} depth={}{}: {} steps in {:.3} s",
+        "{} {} d={} batch={} V={} {} width={} depth={}{}{}: {} steps in {:.3} s",
         record.backend,
         record.equation,
         record.dim,
@@ -200,6 +200,8 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         record.estimator,
         record.width,
         record.depth,
+        cfg.share_blocks
+            .map_or(String::new(), |b| format!(" share-blocks={b}")),
         if record.collapsed {
             ""
         } else {

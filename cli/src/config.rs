@@ -128,6 +128,9 @@ fn one_line(msg: &str) -> String {
     }
 }
 
+/// Keys of [`TrainConfig`] that are left out of its table when unset.
+const OPTIONAL_KEYS: [&str; 1] = ["share-blocks"];
+
 /// A seed as TOML: an integer when it fits TOML's signed 64-bit integers, else a decimal string.
 fn seed_to_toml(seed: u64) -> toml::Value {
     match i64::try_from(seed) {
@@ -214,7 +217,25 @@ pub fn overlay_file(
     };
     // The base is serialized so that the file is checked against the config's own field list: a
     // field added to TrainConfig is accepted here without touching the CLI.
-    let merged = overlay_table(config_table(base).map_err(bad)?, file, "").map_err(bad)?;
+    // Optional keys an unset base leaves out of its table are known keys too; a placeholder the
+    // file does not replace is taken out again.
+    let mut base_table = config_table(base).map_err(bad)?;
+    let missing: Vec<&str> = OPTIONAL_KEYS
+        .into_iter()
+        .filter(|k| !base_table.contains_key(*k))
+        .collect();
+    let unset: Vec<&str> = missing
+        .iter()
+        .copied()
+        .filter(|k| !file.contains_key(*k))
+        .collect();
+    for key in missing {
+        base_table.insert(key.into(), toml::Value::Integer(0));
+    }
+    let mut merged = overlay_table(base_table, file, "").map_err(bad)?;
+    for key in unset {
+        merged.remove(key);
+    }
     let mut cfg: TrainConfig = toml::Value::Table(merged)
         .try_into()
         .map_err(|e: toml::de::Error| bad(one_line(&e.to_string())))?;
@@ -302,6 +323,9 @@ pub fn resolve(
     if f.no_collapse {
         cfg.collapsed = false;
     }
+    if let Some(v) = f.share_blocks {
+        cfg.share_blocks = Some(v);
+    }
     if let Some(v) = f.backend {
         run.backend = Some(v);
     }
@@ -356,6 +380,27 @@ mod tests {
         let back = overlay_file(&TrainConfig::default(), &RunSettings::default(), &path).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(back, (cfg, run));
+    }
+
+    #[test]
+    fn share_blocks_reads_from_a_file_and_is_optional() {
+        let cfg = TrainConfig {
+            dim: 50,
+            share_blocks: Some(5),
+            ..TrainConfig::default()
+        };
+        let path = temp_file("share", &to_toml(&cfg, &RunSettings::default()));
+        let back = overlay_file(&TrainConfig::default(), &RunSettings::default(), &path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(back.0, cfg);
+        let path = temp_file("share-unset", "dim = 50\n");
+        let back = overlay_file(&TrainConfig::default(), &RunSettings::default(), &path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(back.0.share_blocks, None);
+        let path = temp_file("share-typo", "share-block = 5\n");
+        let e = overlay_file(&TrainConfig::default(), &RunSettings::default(), &path).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert!(e.to_string().contains("share-blocks"), "{e}");
     }
 
     #[test]

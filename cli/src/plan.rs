@@ -15,6 +15,7 @@ pub fn run(args: &PlanArgs) -> Result<(), CliError> {
     let (spec, _) = problem::load(&cfg, None)?;
     problem::apply_defaults(&mut cfg, &spec, &args.cfg);
     train::check_limits(&cfg)?;
+    cfg.validate_generic()?;
     let report = plan_report(&spec, &cfg).map_err(|e| CliError::Problem {
         message: e.to_string(),
     })?;

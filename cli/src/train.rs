@@ -1283,6 +1283,13 @@ fn summary(run: &Run, status: Status, progress: &stde_core::train::Progress) {
         ),
         (None, None) => {}
     }
+    if let Some(b) = cfg.share_blocks {
+        say!(
+            "weight share  {} blocks of {b} coordinates, one shared {b} → 1 map and tanh \
+             (--share-blocks {b})",
+            cfg.dim / b
+        );
+    }
     if train > 0.0 {
         say!("speed         {:.1} steps/s", progress.step as f64 / train);
     }

@@ -263,11 +263,10 @@ fn validate(ckpt: &Checkpoint) -> Result<(), String> {
     if cfg.problem_file.is_none() && crate::problem::builtin(&cfg.equation).is_none() {
         return Err(format!("config: unknown problem {:?}", cfg.equation));
     }
-    // The model's input is `d` coordinates, plus the time for time-dependent problems; the trainer
-    // checks the exact count against its problem when it loads the state.
-    let shape_for = |input: usize| {
-        crate::mlp::MlpShape::new(input, cfg.width, cfg.depth, cfg.activation).n_params()
-    };
+    // The model's input is `d` coordinates, plus the time for time-dependent problems (behind a
+    // shared first block when `share-blocks` is set); the trainer checks the exact count against
+    // its problem when it loads the state.
+    let shape_for = |input: usize| crate::shared::n_params(cfg, input);
     let s = &ckpt.state;
     let n = if s.params.len() == shape_for(cfg.dim + 1) {
         shape_for(cfg.dim + 1)
@@ -394,16 +393,24 @@ pub fn check_compatible(
         _ => serde_json::Map::new(),
     };
     let (saved, requested) = (fields(saved), fields(requested));
-    for (field, s) in &saved {
+    // Optional fields are left out when unset, so a field only one side has is compared too.
+    let only_requested = requested.keys().filter(|k| !saved.contains_key(*k));
+    let keys: Vec<&String> = saved.keys().chain(only_requested).collect();
+    for field in keys {
         if RESUMABLE_FIELDS.contains(&field.as_str()) {
             continue;
         }
+        let s = saved.get(field).unwrap_or(&serde_json::Value::Null);
         let r = requested.get(field).unwrap_or(&serde_json::Value::Null);
+        let show = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => "none".to_string(),
+            v => v.to_string(),
+        };
         if s != r {
             return Err(CheckpointError::Mismatch {
                 field: field.clone(),
-                saved: s.to_string(),
-                requested: r.to_string(),
+                saved: show(s),
+                requested: show(r),
             });
         }
     }
@@ -522,6 +529,60 @@ mod tests {
         let err = save(&dir, &config(), &s).unwrap_err();
         assert!(err.to_string().contains("not finite"), "{err}");
         assert!(!path_in(&dir).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn share_blocks_must_match_on_resume() {
+        let plain = config();
+        let shared = TrainConfig {
+            share_blocks: Some(5),
+            ..config()
+        };
+        let halves = TrainConfig {
+            share_blocks: Some(1),
+            ..config()
+        };
+        for (saved, requested, want) in [
+            (&plain, &shared, "share-blocks = none, but share-blocks = 5"),
+            (&shared, &plain, "share-blocks = 5, but share-blocks = none"),
+            (&shared, &halves, "share-blocks = 5, but share-blocks = 1"),
+        ] {
+            let msg = check_compatible(saved, requested).unwrap_err().to_string();
+            assert!(msg.contains(want), "{msg}");
+        }
+        assert!(check_compatible(&shared, &shared).is_ok());
+    }
+
+    #[test]
+    fn shared_checkpoint_round_trips_and_is_sized_by_its_model() {
+        let dir = temp_dir("shared");
+        let cfg = TrainConfig {
+            share_blocks: Some(5),
+            ..config()
+        };
+        let n = crate::shared::n_params(&cfg, cfg.dim);
+        assert_ne!(n, config().mlp_shape().n_params());
+        let shared_state = HostState {
+            params: (0..n).map(|i| i as f32 * 1e-3).collect(),
+            adam_m: vec![0.5; n],
+            adam_v: vec![0.25; n],
+            progress: Progress {
+                step: 3,
+                best: None,
+                last: None,
+            },
+        };
+        save(&dir, &cfg, &shared_state).unwrap();
+        let ckpt = load_checkpoint(&dir).unwrap();
+        assert_eq!((&ckpt.config, &ckpt.state), (&cfg, &shared_state));
+        // The tensors of a shared model under an unshared configuration, and the other way round,
+        // do not fit the configuration's model.
+        for (c, st) in [(&config(), &shared_state), (&cfg, &state(0.0))] {
+            save(&dir, c, st).unwrap();
+            let err = load(&dir).unwrap_err().to_string();
+            assert!(err.contains("but its configuration's model has"), "{err}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

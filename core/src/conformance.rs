@@ -16,6 +16,7 @@ use crate::backend::{AdamStep, Backend, Gemm, GenericStep, Sampling};
 use crate::batch::JetShape;
 pub use crate::generic_conformance::{
     check_box_points_exact, check_input_layer_slots, check_readout, check_sample_points,
+    check_shared_block,
 };
 use crate::mlp::Activation;
 pub use crate::program::conformance::check_programs;
@@ -416,6 +417,7 @@ pub fn run_all<B: GenericStep>(b: &B, tol: Tolerance) -> CheckResult {
     check_adam(b, tol)?;
     check_programs(b, tol)?;
     check_input_layer_slots(b, tol)?;
+    check_shared_block(b, tol)?;
     check_readout(b, tol)?;
     check_sample_points(b, tol)?;
     check_box_points_exact(b)
@@ -459,6 +461,7 @@ macro_rules! conformance_tests {
                 adam => check_adam,
                 programs => check_programs,
                 input_layer_slots => check_input_layer_slots,
+                shared_block => check_shared_block,
                 readout => check_readout,
                 sample_points => check_sample_points);
         }

@@ -94,12 +94,36 @@ impl StepCost {
             1.0 + k * v
         };
         let rows = n * blocks;
-        let params = h * (d + 1.0) + hidden_layers * h * (h + 1.0) + h + 1.0;
         let dense = plan.kind == crate::backend::ProbeKind::Dense;
-        let mut flops = 2.0 * 2.0 * n * d * h;
-        if dense {
-            flops += 2.0 * 2.0 * v * d * h;
-        }
+        let (params, mut flops, w1) = match crate::shared::net_shape(cfg, plan.stride).1 {
+            None => {
+                let params = h * (d + 1.0) + hidden_layers * h * (h + 1.0) + h + 1.0;
+                let mut flops = 2.0 * 2.0 * n * d * h;
+                if dense {
+                    flops += 2.0 * 2.0 * v * d * h;
+                }
+                (params, flops, h * d * 4.0)
+            }
+            Some(net) => {
+                // The block map (one multiply-add per coordinate forward and one in its weight
+                // adjoint), `tanh` on the block features, then a first layer on stacked rows of
+                // `d/B + n_pass` inputs: forward, weight gradient and the features' cotangent.
+                let f = (net.n_blocks + net.n_pass) as f64;
+                let nb = net.n_blocks as f64;
+                let params = h * (f + 1.0)
+                    + hidden_layers * h * (h + 1.0)
+                    + h
+                    + 1.0
+                    + net.block as f64
+                    + 1.0;
+                let mut flops = 2.0 * 2.0 * n * d + 3.0 * 2.0 * rows * f * h;
+                flops += 15.0 * (k + 1.0) * rows * nb;
+                if dense {
+                    flops += 2.0 * 2.0 * v * d;
+                }
+                (params, flops, h * f * 4.0)
+            }
+        };
         flops += 3.0 * 2.0 * rows * (hidden_layers * h * h + h);
         // Jet activations: a Cauchy-product recurrence of about K + 1 terms per coefficient,
         // forward and adjoint.
@@ -107,7 +131,6 @@ impl StepCost {
         flops += n * d * (TRANSCENDENTAL_FLOPS * 1.5 + 4.0);
         flops += n * program_flops;
         flops += 12.0 * params;
-        let w1 = h * d * 4.0;
         let mut bytes = w1 + 2.0 * w1 + 8.0 * params * 4.0 + 4.0 * n * d * 4.0;
         if dense {
             bytes += 3.0 * v * d * 4.0;

@@ -1,10 +1,13 @@
 //! The conformance suite of the generic step primitives ([`GenericStep`]): the input layer with
 //! probes in any slot (one-hot and dense, collapsed or not, order 0 to 4, with a time column), the
+//! shared block map of a weight-shared first block and its adjoint (likewise), the
 //! ansatz-and-readout and its adjoint, and every point sampler, each checked against the f64
 //! reference backend on random inputs at sizes that cross workgroup and SIMD boundaries.
 
 use crate::backend::reference::ReferenceBackend;
-use crate::backend::{Backend, GenericStep, PointSampling, ProbeKind, ReadoutShape, SlotProbes};
+use crate::backend::{
+    Backend, GenericStep, PointSampling, ProbeKind, ReadoutShape, SharedBlocks, SlotProbes,
+};
 use crate::batch::JetShape;
 use crate::conformance::{compare, dl, up, up_idx, CheckResult, Tolerance};
 use crate::rng::{Philox, PointSampler, TimeSampler};
@@ -121,6 +124,109 @@ pub fn check_input_layer_slots<B: GenericStep>(b: &B, tol: Tolerance) -> CheckRe
         };
         let want = run(&mut on_r);
         compare(&format!("{case} forward"), &got.0, &want.0, tol)?;
+        compare(&format!("{case} weight adjoint"), &got.1, &want.1, tol)?;
+    }
+    Ok(())
+}
+
+/// The shared block map and its adjoint: one-hot probes (slots on mapped coordinates, on a column
+/// past the blocks such as the time, and empty) and dense probes, orders 0 to 4, collapsed or not,
+/// rows with and without a column past the blocks, blocks of 1 to 40 coordinates.
+///
+/// # Errors
+/// The first value out of tolerance.
+pub fn check_shared_block<B: GenericStep>(b: &B, tol: Tolerance) -> CheckResult {
+    let r = ReferenceBackend;
+    for (case, (np, block, n_blocks, n_pass, v, k, collapsed, kind)) in [
+        (3, 4, 5, 0, 2, 2, true, ProbeKind::OneHot),
+        (7, 3, 11, 1, 3, 3, false, ProbeKind::OneHot),
+        (4, 5, 6, 0, 5, 1, true, ProbeKind::Dense),
+        (5, 2, 9, 1, 2, 4, false, ProbeKind::OneHot),
+        (2, 40, 8, 0, 4, 2, false, ProbeKind::Dense),
+        (6, 7, 3, 1, 1, 0, false, ProbeKind::OneHot),
+        (9, 17, 16, 0, 16, 2, true, ProbeKind::OneHot),
+        (4, 1, 33, 1, 3, 4, true, ProbeKind::OneHot),
+        (3, 6, 5, 1, 4, 1, false, ProbeKind::Dense),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let stride = block * n_blocks + n_pass;
+        let case = format!(
+            "shared block #{case} (N={np} B={block} blocks={n_blocks} extra={n_pass} V={v} K={k} \
+             {kind:?} collapsed={collapsed})"
+        );
+        let shape = JetShape {
+            order: k,
+            n_dirs: v,
+            n_points: np,
+            width: n_blocks,
+            collapsed,
+        };
+        let offset = 3;
+        let map = SharedBlocks {
+            block,
+            n_blocks,
+            stride,
+            offset,
+        };
+        let pts = uniform(41 + case.len() as u32, np * stride, -1.0, 1.0);
+        let params = uniform(43, offset + block + 1 + 2, -0.8, 0.8);
+        let (mut idx, mut coeff, dense) = probes(47, kind, v, k.max(1), stride);
+        if kind == ProbeKind::OneHot && n_pass > 0 {
+            // A probe of the column past the blocks (the time's `e_t`).
+            idx[0] = (stride - 1) as u32;
+            coeff[0] = 0.7;
+        }
+        let ybar = uniform(53, map.features(shape).len(), -1.0, 1.0);
+        let grad0 = uniform(59, params.len(), -0.1, 0.1);
+        let out_len = map.features(shape).len();
+        let run = |be_out: &mut dyn FnMut() -> (Vec<f32>, Vec<f32>)| be_out();
+        let mut on_b = || {
+            let (pb, qb, yb, ib, cb, db) = (
+                up(b, &pts),
+                up(b, &params),
+                up(b, &ybar),
+                up_idx(b, &idx),
+                up(b, &coeff),
+                up(b, &dense),
+            );
+            let sp = SlotProbes::<B> {
+                kind,
+                slot_index: &ib,
+                slot_coeff: &cb,
+                dense: &db,
+            };
+            let mut out = b.alloc(out_len.max(1), "out").expect("alloc");
+            b.shared_block_forward(map, shape, &pb, &sp, &qb, &mut out);
+            let mut g = up(b, &grad0);
+            b.shared_block_backward(map, shape, &pb, &sp, &yb, &mut g);
+            (dl(b, &out, out_len), dl(b, &g, params.len()))
+        };
+        let got = run(&mut on_b);
+        let mut on_r = || {
+            let (pb, qb, yb, ib, cb, db) = (
+                up(&r, &pts),
+                up(&r, &params),
+                up(&r, &ybar),
+                up_idx(&r, &idx),
+                up(&r, &coeff),
+                up(&r, &dense),
+            );
+            let sp = SlotProbes::<ReferenceBackend> {
+                kind,
+                slot_index: &ib,
+                slot_coeff: &cb,
+                dense: &db,
+            };
+            let mut out = r.alloc(out_len.max(1), "out").expect("alloc");
+            r.shared_block_forward(map, shape, &pb, &sp, &qb, &mut out);
+            let mut g = up(&r, &grad0);
+            r.shared_block_backward(map, shape, &pb, &sp, &yb, &mut g);
+            (dl(&r, &out, out_len), dl(&r, &g, params.len()))
+        };
+        let want = run(&mut on_r);
+        compare(&format!("{case} block features"), &got.0, &want.0, tol)?;
         compare(&format!("{case} weight adjoint"), &got.1, &want.1, tol)?;
     }
     Ok(())
@@ -285,6 +391,7 @@ pub fn check_box_points_exact<B: GenericStep>(b: &B) -> CheckResult {
 /// The first mismatch.
 pub fn check_generic<B: GenericStep>(b: &B, tol: Tolerance) -> CheckResult {
     check_input_layer_slots(b, tol)?;
+    check_shared_block(b, tol)?;
     check_readout(b, tol)?;
     check_sample_points(b, tol)?;
     check_box_points_exact(b)

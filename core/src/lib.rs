@@ -19,6 +19,7 @@ pub mod reference;
 pub mod report;
 pub mod rng;
 pub mod series;
+pub mod shared;
 pub mod step_plan;
 pub mod train;
 pub mod trainer;

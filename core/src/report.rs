@@ -22,13 +22,18 @@ pub enum ReportError {
     /// An expression does not lower.
     #[error(transparent)]
     Expr(#[from] crate::expr::ExprError),
+    /// A configuration value out of range.
+    #[error(transparent)]
+    Config(#[from] crate::train::ConfigError),
 }
 
 /// The report of `spec` under `cfg` (dimension, seed, estimator, `V`, sizes).
 ///
 /// # Errors
-/// [`ReportError`] when the problem does not instantiate, plan or lower at this configuration.
+/// [`ReportError`] when the configuration is out of range or the problem does not instantiate,
+/// plan or lower at this configuration.
 pub fn plan_report(spec: &ProblemSpec, cfg: &TrainConfig) -> Result<String, ReportError> {
+    cfg.validate_generic()?;
     let inst = spec.instantiate(cfg.dim, cfg.seed)?;
     let plan = StepPlan::new(&inst, cfg.estimator, cfg.rand_dims)?;
     let mut s = String::new();
@@ -142,6 +147,23 @@ pub fn plan_report(spec: &ProblemSpec, cfg: &TrainConfig) -> Result<String, Repo
             ""
         }
     );
+    if let (_, Some(net)) = crate::shared::net_shape(cfg, plan.stride) {
+        let _ = writeln!(
+            s,
+            "weight sharing: {} blocks of B = {} coordinates, one shared {} → 1 map and tanh \
+             ({} parameters), then the MLP on {} features{}",
+            net.n_blocks,
+            net.block,
+            net.block,
+            net.block + 1,
+            net.n_blocks + net.n_pass,
+            if net.n_pass > 0 {
+                " (the time unshared)"
+            } else {
+                ""
+            }
+        );
+    }
     let cost = StepCost::of_plan(cfg, &plan, program_flops(&loss) + program_flops(&data));
     let _ = writeln!(
         s,

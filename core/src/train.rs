@@ -97,6 +97,10 @@ pub struct TrainConfig {
     /// the file's problem name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem_file: Option<String>,
+    /// Weight sharing: the first block maps every `B` consecutive coordinates to one feature with
+    /// one shared `B → 1` linear map and `tanh` ([`crate::shared`]); `None`: a plain first layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_blocks: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -118,6 +122,7 @@ impl Default for TrainConfig {
             test_points: 20_000,
             collapsed: true,
             problem_file: None,
+            share_blocks: None,
         }
     }
 }
@@ -176,6 +181,30 @@ impl TrainConfig {
         }
         if self.dim == 0 {
             return invalid("dim", "must be at least 1".into());
+        }
+        if let Some(b) = self.share_blocks {
+            let d = self.dim;
+            if b == 0 {
+                return invalid(
+                    "share-blocks",
+                    "must be at least 1 coordinate per block".into(),
+                );
+            }
+            if b > d {
+                return invalid(
+                    "share-blocks",
+                    format!("a block of {b} coordinates is larger than d = {d}"),
+                );
+            }
+            if !d.is_multiple_of(b) {
+                return invalid(
+                    "share-blocks",
+                    format!(
+                        "{b} does not divide d = {d}: the d space coordinates are cut into d/B \
+                         blocks of B (a time column is not part of any block)"
+                    ),
+                );
+            }
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use crate::mlp::{Mlp, MlpShape};
 use crate::problem::{Domain, GradientMatch, Instance, ProblemSpec};
 use crate::program::{lower, Program};
 use crate::rng::{self, streams, Philox, PointSampler, TimeSampler};
+use crate::shared::{self, SharedBuffers, SharedLayer, SharedNet};
 use crate::step_plan::StepPlan;
 use crate::train::{
     ConfigError, EstimatorKind, Evaluation, HostState, Progress, TrainConfig, TrainError,
@@ -93,6 +94,8 @@ struct Group<B: GenericStep> {
     ansatz: B::Buf,
     z: Vec<B::Buf>,
     h: Vec<B::Buf>,
+    /// The shared first block's buffers, for a weight-shared network.
+    shared: Option<SharedBuffers<B>>,
     features: B::Buf,
     /// Feature cotangents, then the per-point loss terms.
     out: B::Buf,
@@ -160,6 +163,8 @@ pub struct Trainer<'b, B: GenericStep> {
     instance: Instance,
     plan: StepPlan,
     shape: MlpShape,
+    /// The weight-shared first block in front of the MLP `shape`, if any.
+    shared: Option<SharedLayer<B>>,
     ansatz_prog: B::Compiled,
     data_prog: B::Compiled,
     /// The ansatz program `[A, B]` for host evaluation ([`Trainer::ansatz_at`], [`Trainer::predict`]).
@@ -193,6 +198,8 @@ pub struct Trainer<'b, B: GenericStep> {
     /// Buffers of the uncollapsed forward pass that measures the variance of a collapsed plan,
     /// allocated at the first measurement.
     variance_pass: Option<[B::Buf; 2]>,
+    /// The shared first block's buffers of that pass.
+    variance_shared: Option<SharedBuffers<B>>,
 }
 
 struct TestSet<B: GenericStep> {
@@ -208,6 +215,7 @@ struct TestSet<B: GenericStep> {
     ab: B::Buf,
     z: Vec<B::Buf>,
     h: Vec<B::Buf>,
+    shared: Option<SharedBuffers<B>>,
 }
 
 impl<B: GenericStep> std::fmt::Debug for Trainer<'_, B> {
@@ -257,8 +265,11 @@ pub fn variance_support(
 }
 
 /// The initial parameters for an input width: PyTorch's uniform `±1/√fan_in`, from the
-/// `INIT_WEIGHTS` stream of the seed.
+/// `INIT_WEIGHTS` stream of the seed (for a weight-shared network, [`shared::initial_params`]).
 pub fn initial_params_for(cfg: &TrainConfig, input_dim: usize) -> Vec<f32> {
+    if cfg.share_blocks.is_some() {
+        return shared::initial_params(cfg, input_dim);
+    }
     let shape = MlpShape::new(input_dim, cfg.width, cfg.depth, cfg.activation);
     let philox = Philox::new(cfg.seed);
     let mut raw = vec![0.0f32; shape.n_params()];
@@ -320,7 +331,11 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
         }
         let stride = plan.stride;
         let d = cfg.dim;
-        let shape = MlpShape::new(stride, cfg.width, cfg.depth, cfg.activation);
+        let (shape, shared_net) = shared::net_shape(&cfg, stride);
+        let shared_layer = match shared_net {
+            Some(net) => Some(SharedLayer::new(backend, net, &instance)?),
+            None => None,
+        };
         let compile_err = |e: crate::expr::ExprError| ConfigError::Invalid {
             field: "equation",
             reason: e.to_string(),
@@ -461,6 +476,10 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                     h.push(alloc(rows * out, "layer activations")?);
                 }
             }
+            let shared = match &shared_layer {
+                Some(layer) => Some(layer.buffers(backend, hidden)?),
+                None => None,
+            };
             let n = hidden.n_points;
             groups.push(Group {
                 sampling,
@@ -472,12 +491,19 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                 ansatz: alloc(crate::backend::ansatz_shape(hidden).len(), "ansatz series")?,
                 z,
                 h,
+                shared,
                 features: alloc((1 + n_terms) * n, "features")?,
                 out: alloc((2 + n_terms) * n, "loss outputs")?,
             });
         }
-        let max_width = shape.dims[1..].iter().copied().max().unwrap_or(1);
-        let n_params = shape.n_params();
+        // The cotangent buffers also carry the shared block's features.
+        let max_width = shape.dims[1..]
+            .iter()
+            .copied()
+            .chain(shared_net.map(|n| n.n_blocks))
+            .max()
+            .unwrap_or(1);
+        let n_params = shared::n_params(&cfg, stride);
         let (host_idx, host_coeff, host_weights) = plan.buffers();
         let test_sampling = PointSampling {
             stream: streams::TEST_POINTS,
@@ -501,6 +527,19 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                 th.push(alloc(chunk * out, "evaluation activations")?);
             }
         }
+        let test_shared = match &shared_layer {
+            Some(layer) => {
+                let plain = JetShape {
+                    order: 0,
+                    n_dirs: 1,
+                    n_points: chunk,
+                    width: cfg.width,
+                    collapsed: false,
+                };
+                Some(layer.buffers(backend, plain)?)
+            }
+            None => None,
+        };
         let test = TestSet {
             sampling: test_sampling,
             total,
@@ -513,6 +552,7 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
             ab: alloc(2 * chunk, "test ansatz values")?,
             z: tz,
             h: th,
+            shared: test_shared,
         };
         let mut trainer = Self {
             backend,
@@ -543,6 +583,7 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
             instance,
             plan,
             shape,
+            shared: shared_layer,
             ansatz_prog,
             data_prog,
             ansatz_host,
@@ -557,6 +598,7 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
             },
             step_pending: false,
             variance_pass: None,
+            variance_shared: None,
         };
         let values: Vec<f32> = trainer.instance.params.iter().map(|&c| c as f32).collect();
         backend.upload(&mut trainer.problem_params, 0, &values);
@@ -592,7 +634,7 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
     }
 
     fn load_state(&mut self, state: HostState) -> Result<(), TrainError> {
-        let n = self.shape.n_params();
+        let n = self.n_params();
         for (name, v) in [
             ("params", &state.params),
             ("adam_m", &state.adam_m),
@@ -629,9 +671,20 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
         &self.plan
     }
 
-    /// The network architecture (its input width includes the time column).
+    /// The network architecture (its input width includes the time column; behind a shared first
+    /// block, the block features' width).
     pub fn mlp_shape(&self) -> &MlpShape {
         &self.shape
+    }
+
+    /// The weight-shared first block in front of the MLP, if any.
+    pub fn shared_net(&self) -> Option<&SharedNet> {
+        self.shared.as_ref().map(|l| &l.net)
+    }
+
+    /// Parameters of the whole network (the MLP's, then the shared block's).
+    pub fn n_params(&self) -> usize {
+        self.shape.n_params() + self.shared.as_ref().map_or(0, |l| l.net.n_params())
     }
 
     /// The arithmetic and memory traffic of one step (see [`crate::cost`]).
@@ -787,15 +840,28 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                 &self.problem_params,
                 &mut g.ansatz,
             );
-            be.input_layer_forward_slots(
-                hidden,
-                stride,
-                &g.points,
-                &probes,
-                &self.params,
-                0,
-                &mut g.z[0],
-            );
+            match (&self.shared, g.shared.as_mut()) {
+                (Some(layer), Some(bufs)) => layer.forward(
+                    be,
+                    &self.shape,
+                    hidden,
+                    &g.points,
+                    &probes,
+                    &self.params,
+                    &self.problem_params,
+                    bufs,
+                    &mut g.z[0],
+                ),
+                _ => be.input_layer_forward_slots(
+                    hidden,
+                    stride,
+                    &g.points,
+                    &probes,
+                    &self.params,
+                    0,
+                    &mut g.z[0],
+                ),
+            }
             let rows = hidden.n_rows();
             for l in 1..n_layers {
                 let shape_in = hidden.with_width(dims[l]);
@@ -886,15 +952,29 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                     &mut self.bar_a,
                 );
             }
-            be.input_layer_backward_slots(
-                hidden,
-                stride,
-                &g.points,
-                &probes,
-                &self.bar_a,
-                &mut self.grad,
-                0,
-            );
+            match (&self.shared, &g.shared) {
+                (Some(layer), Some(bufs)) => layer.backward(
+                    be,
+                    &self.shape,
+                    hidden,
+                    &g.points,
+                    &probes,
+                    &self.params,
+                    bufs,
+                    &mut self.bar_a,
+                    &mut self.bar_b,
+                    &mut self.grad,
+                ),
+                _ => be.input_layer_backward_slots(
+                    hidden,
+                    stride,
+                    &g.points,
+                    &probes,
+                    &self.bar_a,
+                    &mut self.grad,
+                    0,
+                ),
+            }
         }
     }
 
@@ -1061,6 +1141,9 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                 be.alloc(len, "variance activations")?,
             ]);
         }
+        if let (Some(layer), None) = (&self.shared, &self.variance_shared) {
+            self.variance_shared = Some(layer.buffers(be, hidden)?);
+        }
         let Some([z, h]) = self.variance_pass.as_mut() else {
             unreachable!("allocated above");
         };
@@ -1071,15 +1154,28 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
             slot_coeff: &self.slot_coeff,
             dense: &self.dense,
         };
-        be.input_layer_forward_slots(
-            hidden,
-            self.plan.stride,
-            &g.points,
-            &probes,
-            &self.params,
-            0,
-            z,
-        );
+        match (&self.shared, self.variance_shared.as_mut()) {
+            (Some(layer), Some(bufs)) => layer.forward(
+                be,
+                &self.shape,
+                hidden,
+                &g.points,
+                &probes,
+                &self.params,
+                &self.problem_params,
+                bufs,
+                z,
+            ),
+            _ => be.input_layer_forward_slots(
+                hidden,
+                self.plan.stride,
+                &g.points,
+                &probes,
+                &self.params,
+                0,
+                z,
+            ),
+        }
         for l in 1..self.shape.n_layers() {
             be.jet_activation_forward(self.cfg.activation, hidden.with_width(dims[l]), z, h);
             let (w_off, b_off) = self.shape.offsets(l);
@@ -1180,14 +1276,37 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                 width: dims[1],
                 collapsed: false,
             };
-            be.gemm(
-                Gemm::nt(n, dims[1], stride),
-                &t.points,
-                &self.params,
-                &mut t.z[0],
-            );
-            let (_, b_off) = self.shape.offsets(0);
-            be.add_bias(plain, &self.params, b_off, &mut t.z[0]);
+            match (&self.shared, t.shared.as_mut()) {
+                (Some(layer), Some(bufs)) => {
+                    let probes = SlotProbes::<B> {
+                        kind: ProbeKind::OneHot,
+                        slot_index: &self.empty_idx,
+                        slot_coeff: &self.empty,
+                        dense: &self.empty,
+                    };
+                    layer.forward(
+                        be,
+                        &self.shape,
+                        plain,
+                        &t.points,
+                        &probes,
+                        &self.params,
+                        &self.problem_params,
+                        bufs,
+                        &mut t.z[0],
+                    );
+                }
+                _ => {
+                    be.gemm(
+                        Gemm::nt(n, dims[1], stride),
+                        &t.points,
+                        &self.params,
+                        &mut t.z[0],
+                    );
+                    let (_, b_off) = self.shape.offsets(0);
+                    be.add_bias(plain, &self.params, b_off, &mut t.z[0]);
+                }
+            }
             for l in 1..n_layers {
                 be.jet_activation_forward(
                     self.cfg.activation,
@@ -1251,7 +1370,7 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
     pub async fn gradient(&self) -> Result<Vec<f32>, TrainError> {
         Ok(self
             .backend
-            .download(&self.grad, 0, self.shape.n_params())
+            .download(&self.grad, 0, self.n_params())
             .await?)
     }
 
@@ -1260,7 +1379,7 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
     /// # Errors
     /// [`TrainError::Backend`] if a read fails.
     pub async fn host_state(&self) -> Result<HostState, TrainError> {
-        let n = self.shape.n_params();
+        let n = self.n_params();
         Ok(HostState {
             params: self.backend.download(&self.params, 0, n).await?,
             adam_m: self.backend.download(&self.adam_m, 0, n).await?,
@@ -1275,13 +1394,19 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
     /// # Errors
     /// [`TrainError::Backend`] if a read fails.
     pub async fn predict(&self, points: &[f64]) -> Result<Vec<f64>, TrainError> {
-        let n = self.shape.n_params();
-        let params = self.backend.download(&self.params, 0, n).await?;
-        let mlp = Mlp {
-            shape: self.shape.clone(),
-            params: params.iter().map(|&p| f64::from(p)).collect(),
+        let params = self
+            .backend
+            .download(&self.params, 0, self.n_params())
+            .await?;
+        let params: Vec<f64> = params.iter().map(|&p| f64::from(p)).collect();
+        let m = match &self.shared {
+            Some(layer) => layer.net.eval(&self.shape, &params, points),
+            None => Mlp {
+                shape: self.shape.clone(),
+                params,
+            }
+            .eval(points),
         };
-        let m = mlp.eval(points);
         let rows = m.len();
         let ab = self.run_host(&self.ansatz_host, rows, points);
         Ok((0..rows).map(|i| ab[i] + ab[rows + i] * m[i]).collect())

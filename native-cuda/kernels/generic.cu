@@ -1,5 +1,6 @@
 // generic.cu: the problem-agnostic step primitives (`GenericStep`): probe tangents in any slot of the
-// input layer (a scaled gather of W1's columns and its scatter-add adjoint), the ansatz u = A + B·m with
+// input layer (a scaled gather of W1's columns and its scatter-add adjoint), the shared block map of a
+// weight-shared first block and its adjoint, the ansatz u = A + B·m with
 // the weighted readout of the term estimates and its adjoint, and every point sampler of
 // `stde_core::rng::sample_points_from`.
 //
@@ -266,4 +267,169 @@ extern "C" __global__ void sample_points(float* __restrict__ out, u32 n_points, 
             point[dim] = t;
         }
     }
+}
+
+// The shared block map of a weight-shared first block (`GenericStep::shared_block_forward`): the point
+// rows' coordinates 0 .. n_blocks·B are cut into blocks of B, each mapped by the shared weights
+// w = params[offset .. offset + B] and bias c = params[offset + B] to y_b = w·x_block + c (coordinates
+// past the blocks, such as the time, are not read). The block features are a jet batch of width
+// n_blocks in the stacked-row layout. f64 semantics: `host_step::shared_block_forward`.
+
+// Primal rows of the block features: one thread per (point, block), the block's dot product in f32.
+extern "C" __global__ void shared_primal(const float* __restrict__ points, const float* __restrict__ params,
+                                         float* __restrict__ out, u32 n_points, u32 n_blocks, u32 block,
+                                         u64 stride, u64 offset) {
+    const u64 total = (u64)n_points * n_blocks;
+    const float* w = params + offset;
+    const float c = params[offset + block];
+    for (u64 e = global_index(); e < total; e += grid_stride()) {
+        const u64 n = e / n_blocks;
+        const u64 b = e % n_blocks;
+        const float* x = points + n * stride + b * block;
+        float acc = 0.0f;
+        for (u32 i = 0; i < block; ++i) {
+            acc += w[i] * x[i];
+        }
+        out[e] = acc + c;
+    }
+}
+
+// Column `col` of the tangent row of slot (s, k): one-hot a·e_j gives a·w[j mod B] in column j / B for
+// a mapped j and zero elsewhere (NaN for an index past the row, as `slot_column`); dense (slot 1 only)
+// gives the block's dot product with the tangent.
+__device__ __forceinline__ float shared_slot_value(const float* __restrict__ w, const u32* __restrict__ slot_index,
+                                                   const float* __restrict__ slot_coeff,
+                                                   const float* __restrict__ dense, u32 s, u32 k, u32 order,
+                                                   u32 col, u32 n_blocks, u32 block, u64 stride, u32 dense_kind) {
+    if (dense_kind) {
+        if (k != 1u) {
+            return 0.0f;
+        }
+        const float* v = dense + (u64)s * stride + (u64)col * block;
+        float acc = 0.0f;
+        for (u32 i = 0; i < block; ++i) {
+            acc += w[i] * v[i];
+        }
+        return acc;
+    }
+    const u32 slot = s * order + k - 1u;
+    const u32 j = slot_index[slot];
+    if (j == STDE_EMPTY_SLOT) {
+        return 0.0f;
+    }
+    if ((u64)j >= stride) {
+        return __int_as_float(0x7fc00000);
+    }
+    const u64 mapped = (u64)n_blocks * block;
+    return ((u64)j < mapped && j / block == col) ? slot_coeff[slot] * w[j % block] : 0.0f;
+}
+
+// The tangent row of every tangent block r (= block r + 1), n_blocks values each: rows[r·n_blocks + col].
+// Uncollapsed, block r + 1 holds slot k = r / V + 1 of direction s = r % V; collapsed, the last row sums
+// slot K of every direction.
+extern "C" __global__ void shared_rows(const float* __restrict__ params, const u32* __restrict__ slot_index,
+                                       const float* __restrict__ slot_coeff, const float* __restrict__ dense,
+                                       float* __restrict__ rows, u32 n_dirs, u32 order, u32 n_blocks, u32 block,
+                                       u64 stride, u64 offset, u32 dense_kind, u32 collapsed) {
+    const u32 n_rows = collapsed ? (order - 1u) * n_dirs + 1u : order * n_dirs;
+    const u64 total = (u64)n_rows * n_blocks;
+    const float* w = params + offset;
+    for (u64 e = global_index(); e < total; e += grid_stride()) {
+        const u32 r = (u32)(e / n_blocks);
+        const u32 col = (u32)(e % n_blocks);
+        float v = 0.0f;
+        if (collapsed && r == n_rows - 1u) {
+            for (u32 s = 0; s < n_dirs; ++s) {
+                v += shared_slot_value(w, slot_index, slot_coeff, dense, s, order, order, col, n_blocks, block,
+                                       stride, dense_kind);
+            }
+        } else {
+            v = shared_slot_value(w, slot_index, slot_coeff, dense, r % n_dirs, r / n_dirs + 1u, order, col,
+                                  n_blocks, block, stride, dense_kind);
+        }
+        rows[e] = v;
+    }
+}
+
+// Broadcasts tangent row r to every point of block r + 1 of the block features.
+extern "C" __global__ void shared_fill(const float* __restrict__ rows, float* __restrict__ out, u32 n_points,
+                                       u32 n_blocks, u32 n_rows) {
+    const u64 block_len = (u64)n_points * n_blocks;
+    const u64 total = (u64)n_rows * block_len;
+    for (u64 e = global_index(); e < total; e += grid_stride()) {
+        out[block_len + e] = rows[(e / block_len) * n_blocks + e % n_blocks];
+    }
+}
+
+// The primal part of the shared map's weight adjoint in chunks of the (point, block) pairs: thread i of
+// chunk c writes partial[c·(B + 1) + i] = Σ ȳ_0[n, b]·x[n, b·B + i] over the chunk's pairs (i < B), or
+// Σ ȳ_0[n, b] (i = B), summed in f64 in pair order. Neighbouring threads read neighbouring coordinates.
+extern "C" __global__ void shared_grad_partial(const float* __restrict__ points, const float* __restrict__ y_bar,
+                                               float* __restrict__ partial, u32 n_points, u32 n_blocks,
+                                               u32 block, u64 stride, u32 n_chunks) {
+    const u64 i = global_index();
+    if (i > block) {
+        return;
+    }
+    const u64 pairs = (u64)n_points * n_blocks;
+    for (u32 c = blockIdx.y; c < n_chunks; c += gridDim.y) {
+        const u64 lo = pairs * c / n_chunks;
+        const u64 hi = pairs * (c + 1u) / n_chunks;
+        double acc = 0.0;
+        for (u64 q = lo; q < hi; ++q) {
+            const double yb = (double)y_bar[q];
+            if (i < block) {
+                const u64 n = q / n_blocks;
+                const u64 b = q % n_blocks;
+                acc += yb * (double)points[n * stride + b * block + i];
+            } else {
+                acc += yb;
+            }
+        }
+        partial[(u64)c * (block + 1u) + i] = (float)acc;
+    }
+}
+
+// ∂w_i and ∂c, one thread each: the chunks' partial sums in chunk order, plus the tangent blocks' part
+// from `sums` (the column sums over the points of every tangent block of ȳ, n_blocks per row): one-hot
+// slots a·e_j add a·sums[row][j / B] to ∂w_{j mod B}, dense slots Σ_b sums[row][b]·v[b·B + i].
+extern "C" __global__ void shared_grad_reduce(const float* __restrict__ partial, const float* __restrict__ sums,
+                                              const u32* __restrict__ slot_index,
+                                              const float* __restrict__ slot_coeff,
+                                              const float* __restrict__ dense, float* __restrict__ grad,
+                                              u32 n_chunks, u32 n_dirs, u32 order, u32 n_blocks, u32 block,
+                                              u64 stride, u32 dense_kind, u32 collapsed) {
+    const u64 i = global_index();
+    if (i > block) {
+        return;
+    }
+    double acc = 0.0;
+    for (u32 c = 0; c < n_chunks; ++c) {
+        acc += (double)partial[(u64)c * (block + 1u) + i];
+    }
+    const u64 mapped = (u64)n_blocks * block;
+    if (i < block) {
+        for (u32 s = 0; s < n_dirs; ++s) {
+            for (u32 k = 1; k <= order; ++k) {
+                const u32 row = (collapsed && k == order) ? (order - 1u) * n_dirs : (k - 1u) * n_dirs + s;
+                const float* g = sums + (u64)row * n_blocks;
+                if (dense_kind) {
+                    if (k != 1u) {
+                        continue;
+                    }
+                    const float* v = dense + (u64)s * stride;
+                    for (u32 b = 0; b < n_blocks; ++b) {
+                        acc += (double)g[b] * (double)v[(u64)b * block + i];
+                    }
+                } else {
+                    const u32 j = slot_index[s * order + k - 1u];
+                    if (j == STDE_EMPTY_SLOT || (u64)j >= mapped || j % block != i) {
+                        continue;
+                    }
+                    acc += (double)slot_coeff[s * order + k - 1u] * (double)g[j / block];
+                }
+            }
+        }
+    }
+    grad[i] = (float)((double)grad[i] + acc);
 }

@@ -7,6 +7,13 @@
 //!   adjoint is the column sums of the tangent blocks' cotangents and `slot_scatter`. Dense probes
 //!   (slot 1 only): the `V × stride` tangents through `W1` by cuBLAS, `input_fill`, and
 //!   `∂W1 += Gᵀ·V`.
+//! * **Shared block map** (a weight-shared first block). Primal rows: `shared_primal`, one thread
+//!   per (point, block) dot product. Tangent rows: `shared_rows`, one row per tangent block (one-hot
+//!   `a·w[j mod B]` in column `j / B`, dense the block dot products of the tangent), broadcast to
+//!   every point by `shared_fill`. Adjoint: `shared_grad_partial` sums the primal part over fixed
+//!   chunks of (point, block) pairs, then `shared_grad_reduce` adds the chunks in order and the
+//!   tangent blocks' part (from their column sums), one thread per weight: no atomics, and the same
+//!   order of additions on every run.
 //! * **Readout.** One thread per point in `readout_forward`/`readout_backward`: the model output and the
 //!   ansatz series are block-major with the point innermost, so neighbouring threads read neighbouring
 //!   values of every block.
@@ -15,7 +22,8 @@
 //!   per point.
 
 use stde_core::backend::{
-    Backend, Gemm, GenericStep, PointSampling, ProbeKind, ReadoutShape, Sampling, SlotProbes,
+    Backend, Gemm, GenericStep, PointSampling, ProbeKind, ReadoutShape, Sampling, SharedBlocks,
+    SlotProbes,
 };
 use stde_core::batch::JetShape;
 use stde_core::rng::{PointSampler, TimeSampler};
@@ -40,6 +48,10 @@ fn gemm_tn_acc(m: usize, n: usize, k: usize) -> Gemm {
         ..Gemm::nt(m, n, k)
     }
 }
+
+/// (Point, block) pairs per chunk of the shared block map's weight adjoint, and the most chunks.
+const SHARED_PAIRS_PER_CHUNK: usize = 2048;
+const SHARED_MAX_CHUNKS: usize = 1024;
 
 /// Rows of tangent blocks: every block but the primal.
 fn tangent_blocks(shape: JetShape) -> usize {
@@ -363,6 +375,175 @@ impl<E: Executor> GenericStep for Engine<E> {
                 Arg::U32(u32_of("directions", shape.n_dirs)),
                 Arg::U32(u32_of("order", shape.order)),
                 Arg::U32(u32_of("terms", r.n_terms)),
+                Arg::U32(u32::from(shape.collapsed)),
+            ],
+        );
+    }
+
+    #[track_caller]
+    fn shared_block_forward(
+        &self,
+        map: SharedBlocks,
+        shape: JetShape,
+        points: &Self::Buf,
+        probes: &SlotProbes<'_, Self>,
+        params: &Self::Buf,
+        out: &mut Self::Buf,
+    ) {
+        check_shape(shape);
+        let (n, nb, bl) = (shape.n_points, map.n_blocks, map.block);
+        check_range("shared block points", points.len(), 0, n * map.stride);
+        check_range("shared block parameters", params.len(), map.offset, bl + 1);
+        check_range(
+            "shared block output",
+            out.len(),
+            0,
+            map.features(shape).len(),
+        );
+        check_probes(probes, shape, map.stride);
+        if n * nb == 0 || bl == 0 || self.exec.failed() {
+            return;
+        }
+        launch(
+            self,
+            Kernel::SharedPrimal,
+            (grid_for((n * nb) as u64), 1),
+            &[
+                Arg::F32In(points.addr(0)),
+                Arg::F32In(params.addr(0)),
+                Arg::F32Out(out.addr(0)),
+                Arg::U32(u32_of("points", n)),
+                Arg::U32(u32_of("blocks", nb)),
+                Arg::U32(u32_of("block", bl)),
+                Arg::U64(map.stride as u64),
+                Arg::U64(map.offset as u64),
+            ],
+        );
+        if shape.order == 0 {
+            return;
+        }
+        let n_rows = tangent_blocks(shape);
+        let Some(rows) = self.exec.scratch(n_rows * nb) else {
+            return;
+        };
+        launch(
+            self,
+            Kernel::SharedRows,
+            (grid_for((n_rows * nb) as u64), 1),
+            &[
+                Arg::F32In(params.addr(0)),
+                Arg::U32In(probes.slot_index.addr(0)),
+                Arg::F32In(probes.slot_coeff.addr(0)),
+                Arg::F32In(probes.dense.addr(0)),
+                Arg::F32Out(rows),
+                Arg::U32(u32_of("directions", shape.n_dirs)),
+                Arg::U32(u32_of("order", shape.order)),
+                Arg::U32(u32_of("blocks", nb)),
+                Arg::U32(u32_of("block", bl)),
+                Arg::U64(map.stride as u64),
+                Arg::U64(map.offset as u64),
+                Arg::U32(u32::from(probes.kind == ProbeKind::Dense)),
+                Arg::U32(u32::from(shape.collapsed)),
+            ],
+        );
+        launch(
+            self,
+            Kernel::SharedFill,
+            (grid_for((n_rows * n * nb) as u64), 1),
+            &[
+                Arg::F32In(rows),
+                Arg::F32Out(out.addr(0)),
+                Arg::U32(u32_of("points", n)),
+                Arg::U32(u32_of("blocks", nb)),
+                Arg::U32(u32_of("tangent blocks", n_rows)),
+            ],
+        );
+    }
+
+    #[track_caller]
+    fn shared_block_backward(
+        &self,
+        map: SharedBlocks,
+        shape: JetShape,
+        points: &Self::Buf,
+        probes: &SlotProbes<'_, Self>,
+        y_bar: &Self::Buf,
+        grad: &mut Self::Buf,
+    ) {
+        check_shape(shape);
+        let (n, nb, bl) = (shape.n_points, map.n_blocks, map.block);
+        let fshape = map.features(shape);
+        check_range("shared block points", points.len(), 0, n * map.stride);
+        check_range("shared block cotangent", y_bar.len(), 0, fshape.len());
+        check_range("shared block gradient", grad.len(), map.offset, bl + 1);
+        check_probes(probes, shape, map.stride);
+        if n == 0 || nb == 0 || self.exec.failed() {
+            return;
+        }
+        // Fixed chunks of the (point, block) pairs, chosen from the shape alone.
+        let pairs = n * nb;
+        let n_chunks = pairs
+            .div_ceil(SHARED_PAIRS_PER_CHUNK)
+            .clamp(1, SHARED_MAX_CHUNKS);
+        let partial_len = n_chunks * (bl + 1);
+        let n_rows = if shape.order == 0 {
+            0
+        } else {
+            tangent_blocks(shape)
+        };
+        let Some(scratch) = self.exec.scratch(partial_len + n_rows * nb) else {
+            return;
+        };
+        let sums = scratch + (partial_len * std::mem::size_of::<f32>()) as u64;
+        launch(
+            self,
+            Kernel::SharedGradPartial,
+            (
+                grid_for((bl + 1) as u64),
+                u32_of("chunks", n_chunks.min(MAX_GRID_Y as usize)),
+            ),
+            &[
+                Arg::F32In(points.addr(0)),
+                Arg::F32In(y_bar.addr(0)),
+                Arg::F32Out(scratch),
+                Arg::U32(u32_of("points", n)),
+                Arg::U32(u32_of("blocks", nb)),
+                Arg::U32(u32_of("block", bl)),
+                Arg::U64(map.stride as u64),
+                Arg::U32(u32_of("chunks", n_chunks)),
+            ],
+        );
+        if n_rows > 0 {
+            let block_len = n * nb;
+            self.column_sums(
+                y_bar.addr(block_len),
+                sums,
+                n,
+                nb,
+                block_len,
+                n_rows,
+                nb,
+                false,
+            );
+        }
+        launch(
+            self,
+            Kernel::SharedGradReduce,
+            (grid_for((bl + 1) as u64), 1),
+            &[
+                Arg::F32In(scratch),
+                Arg::F32In(sums),
+                Arg::U32In(probes.slot_index.addr(0)),
+                Arg::F32In(probes.slot_coeff.addr(0)),
+                Arg::F32In(probes.dense.addr(0)),
+                Arg::F32Out(grad.addr(map.offset)),
+                Arg::U32(u32_of("chunks", n_chunks)),
+                Arg::U32(u32_of("directions", shape.n_dirs)),
+                Arg::U32(u32_of("order", shape.order)),
+                Arg::U32(u32_of("blocks", nb)),
+                Arg::U32(u32_of("block", bl)),
+                Arg::U64(map.stride as u64),
+                Arg::U32(u32::from(probes.kind == ProbeKind::Dense)),
                 Arg::U32(u32::from(shape.collapsed)),
             ],
         );

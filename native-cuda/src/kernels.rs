@@ -210,13 +210,23 @@ pub enum Kernel {
     ReadoutBackward,
     /// Points of every sampler, with an optional time column.
     SamplePoints,
+    /// The shared block map's primal rows: one block dot product per (point, block).
+    SharedPrimal,
+    /// The shared block map's tangent rows, one per tangent block (one-hot or dense probes).
+    SharedRows,
+    /// The shared block map's tangent rows broadcast to every point.
+    SharedFill,
+    /// The shared block map's weight adjoint from the primal rows, in chunks of (point, block) pairs.
+    SharedGradPartial,
+    /// The shared block map's weight adjoint: the chunks summed in order, plus the tangent blocks' part.
+    SharedGradReduce,
 }
 
 use ParamType::{F32In, F32Out, U32In, F32, U32, U64};
 
 impl Kernel {
     /// All kernels.
-    pub const ALL: [Kernel; 15] = [
+    pub const ALL: [Kernel; 20] = [
         Kernel::AddBias,
         Kernel::ColumnSums,
         Kernel::InputFill,
@@ -232,6 +242,11 @@ impl Kernel {
         Kernel::ReadoutForward,
         Kernel::ReadoutBackward,
         Kernel::SamplePoints,
+        Kernel::SharedPrimal,
+        Kernel::SharedRows,
+        Kernel::SharedFill,
+        Kernel::SharedGradPartial,
+        Kernel::SharedGradReduce,
     ];
 
     /// The `extern "C"` entry point's name.
@@ -252,6 +267,11 @@ impl Kernel {
             Kernel::ReadoutForward => "readout_forward",
             Kernel::ReadoutBackward => "readout_backward",
             Kernel::SamplePoints => "sample_points",
+            Kernel::SharedPrimal => "shared_primal",
+            Kernel::SharedRows => "shared_rows",
+            Kernel::SharedFill => "shared_fill",
+            Kernel::SharedGradPartial => "shared_grad_partial",
+            Kernel::SharedGradReduce => "shared_grad_reduce",
         }
     }
 
@@ -270,7 +290,12 @@ impl Kernel {
             | Kernel::SlotScatter
             | Kernel::ReadoutForward
             | Kernel::ReadoutBackward
-            | Kernel::SamplePoints => Source::Generic,
+            | Kernel::SamplePoints
+            | Kernel::SharedPrimal
+            | Kernel::SharedRows
+            | Kernel::SharedFill
+            | Kernel::SharedGradPartial
+            | Kernel::SharedGradReduce => Source::Generic,
         }
     }
 
@@ -414,6 +439,64 @@ impl Kernel {
                 ("p1", F32),
                 ("time_kind", U32),
                 ("time_value", F32),
+            ],
+            Kernel::SharedPrimal => &[
+                ("points", F32In),
+                ("params", F32In),
+                ("out", F32Out),
+                ("n_points", U32),
+                ("n_blocks", U32),
+                ("block", U32),
+                ("stride", U64),
+                ("offset", U64),
+            ],
+            Kernel::SharedRows => &[
+                ("params", F32In),
+                ("slot_index", U32In),
+                ("slot_coeff", F32In),
+                ("dense", F32In),
+                ("rows", F32Out),
+                ("n_dirs", U32),
+                ("order", U32),
+                ("n_blocks", U32),
+                ("block", U32),
+                ("stride", U64),
+                ("offset", U64),
+                ("dense_kind", U32),
+                ("collapsed", U32),
+            ],
+            Kernel::SharedFill => &[
+                ("rows", F32In),
+                ("out", F32Out),
+                ("n_points", U32),
+                ("n_blocks", U32),
+                ("n_rows", U32),
+            ],
+            Kernel::SharedGradPartial => &[
+                ("points", F32In),
+                ("y_bar", F32In),
+                ("partial", F32Out),
+                ("n_points", U32),
+                ("n_blocks", U32),
+                ("block", U32),
+                ("stride", U64),
+                ("n_chunks", U32),
+            ],
+            Kernel::SharedGradReduce => &[
+                ("partial", F32In),
+                ("sums", F32In),
+                ("slot_index", U32In),
+                ("slot_coeff", F32In),
+                ("dense", F32In),
+                ("grad", F32Out),
+                ("n_chunks", U32),
+                ("n_dirs", U32),
+                ("order", U32),
+                ("n_blocks", U32),
+                ("block", U32),
+                ("stride", U64),
+                ("dense_kind", U32),
+                ("collapsed", U32),
             ],
         }
     }

@@ -525,7 +525,7 @@ stde_core::conformance_tests!(emulated, emulated_or_skip!(), Tolerance::F32);
 
 /// Training steps composed by `stde_core::train` (sampling, the jet forward pass, the residual, the
 /// adjoint, Adam, evaluation) on the emulated kernels against the f64 reference backend, for every
-/// estimator, collapsed or not.
+/// estimator, collapsed or not, and with a weight-shared first block.
 #[test]
 fn training_steps_match_the_reference() {
     use stde_core::backend::reference::ReferenceBackend;
@@ -534,11 +534,13 @@ fn training_steps_match_the_reference() {
     let Some(emulated) = emulated_or_skip() else {
         return;
     };
-    for (estimator, collapsed) in [
-        (EstimatorKind::Sparse, true),
-        (EstimatorKind::Sparse, false),
-        (EstimatorKind::Dense, true),
-        (EstimatorKind::Exact, false),
+    for (estimator, collapsed, share_blocks) in [
+        (EstimatorKind::Sparse, true, None),
+        (EstimatorKind::Sparse, false, None),
+        (EstimatorKind::Dense, true, None),
+        (EstimatorKind::Exact, false, None),
+        (EstimatorKind::Sparse, true, Some(3)),
+        (EstimatorKind::Dense, false, Some(3)),
     ] {
         let cfg = TrainConfig {
             equation: "allen-cahn-two-body".into(),
@@ -554,6 +556,7 @@ fn training_steps_match_the_reference() {
             eval_every: 2,
             test_points: 40,
             collapsed,
+            share_blocks,
             ..TrainConfig::default()
         };
         let reference = ReferenceBackend;
@@ -565,7 +568,7 @@ fn training_steps_match_the_reference() {
             let ge = pollster::block_on(expected.gradient()).unwrap();
             let gg = pollster::block_on(got.gradient()).unwrap();
             stde_core::conformance::compare(
-                &format!("gradient {estimator:?} collapsed={collapsed} step {step}"),
+                &format!("gradient {estimator:?} collapsed={collapsed} share-blocks={share_blocks:?} step {step}"),
                 &gg,
                 &ge,
                 Tolerance {
@@ -580,7 +583,7 @@ fn training_steps_match_the_reference() {
             );
             assert!(
                 (le - lg).abs() <= 1e-4 * le.abs().max(1e-3),
-                "{estimator:?} collapsed={collapsed} step {step}: loss {lg} vs reference {le}"
+                "{estimator:?} collapsed={collapsed} share-blocks={share_blocks:?} step {step}: loss {lg} vs reference {le}"
             );
             expected.apply_update();
             got.apply_update();
@@ -591,7 +594,7 @@ fn training_steps_match_the_reference() {
         );
         assert!(
             (ee.rel_l2 - eg.rel_l2).abs() <= 1e-3 * ee.rel_l2,
-            "{estimator:?} collapsed={collapsed}: relative L2 {} vs reference {}",
+            "{estimator:?} collapsed={collapsed} share-blocks={share_blocks:?}: relative L2 {} vs reference {}",
             eg.rel_l2,
             ee.rel_l2
         );

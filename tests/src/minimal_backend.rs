@@ -7,8 +7,9 @@
 //! matrix product, the bias and its gradient, the jet rules of `tanh` and `sin` at any order with
 //! their adjoints, the counter-based draws and Adam. What is reused from `stde-core`, because a
 //! backend whose buffers are host vectors may: the program interpreter
-//! ([`stde_core::program::interp`]) for compiled programs, the tangent rows of the input layer and the
-//! ansatz-and-readout ([`stde_core::backend::host_step`]), and the generator's reference functions
+//! ([`stde_core::program::interp`]) for compiled programs, the tangent rows of the input layer, the
+//! shared block map of a weight-shared first block and the ansatz-and-readout
+//! ([`stde_core::backend::host_step`]), and the generator's reference functions
 //! ([`stde_core::rng`]), which a GPU port would transcribe instead.
 //!
 //! Nothing here knows a problem: equations, exact solutions and operators reach the backend only as
@@ -19,7 +20,7 @@ use std::future::Future;
 use stde_core::backend::host_step::{self, HostSlots};
 use stde_core::backend::{
     AdamStep, Backend, BackendError, Gemm, GenericStep, PointSampling, ProgramBackend,
-    ReadoutShape, Sampling, SlotProbes,
+    ReadoutShape, Sampling, SharedBlocks, SlotProbes,
 };
 use stde_core::batch::JetShape;
 use stde_core::mlp::Activation;
@@ -419,6 +420,30 @@ impl GenericStep for MinimalBackend {
         }
         let slots = HostSlots::of(probes);
         host_step::input_tangent_grad(shape, stride, &slots, z_bar, grad, weight_offset);
+    }
+
+    fn shared_block_forward(
+        &self,
+        map: SharedBlocks,
+        shape: JetShape,
+        points: &Vec<f32>,
+        probes: &SlotProbes<'_, Self>,
+        params: &Vec<f32>,
+        out: &mut Vec<f32>,
+    ) {
+        host_step::shared_block_forward(map, shape, points, &HostSlots::of(probes), params, out);
+    }
+
+    fn shared_block_backward(
+        &self,
+        map: SharedBlocks,
+        shape: JetShape,
+        points: &Vec<f32>,
+        probes: &SlotProbes<'_, Self>,
+        y_bar: &Vec<f32>,
+        grad: &mut Vec<f32>,
+    ) {
+        host_step::shared_block_backward(map, shape, points, &HostSlots::of(probes), y_bar, grad);
     }
 
     fn readout_forward(

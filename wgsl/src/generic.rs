@@ -18,6 +18,14 @@
 //!   `∂W1`. Slots may share a coordinate, so the lowest slot holding one adds every contribution
 //!   to it and the others skip: no atomics. Dense probes (slot 1 only) are the per-direction sums
 //!   (`column_sums`) and one GEMM, `∂W1 += Gᵀ·V`.
+//! * **Shared block map** (a weight-shared first block). The primal rows are products: the points
+//!   seen as `(N·d/B) × B` rows times `w` (one product per point when a time column breaks that
+//!   view), then [`Backend::add_bias`] for `c`. The tangent rows are shared by every point: one-hot
+//!   probes fill a table with [`GenericKernel::SharedRows`] (`a·w[j mod B]` in column `j / B`), dense
+//!   probes with one product per direction (the tangent's blocks times `w`), and the `input_fill`
+//!   kernels broadcast it. The adjoint: `∂w += ȳ_0ᵀ·X` and `∂c` by [`Backend::bias_grad`] as above;
+//!   the tangent blocks' column sums (`column_sums`), then [`GenericKernel::SharedScatter`] (one
+//!   invocation per weight, the slots in order: no atomics) or one product per dense direction.
 //! * **Readout.** One invocation per point ([`GenericKernel::Readout`], specialised per jet order);
 //!   the model output, the ansatz series, the weights and the features are bound whole.
 //! * **Samplers.** The ball without a time column is [`Backend::sample`]'s ball sampler (the
@@ -30,7 +38,8 @@
 use std::sync::Arc;
 
 use stde_core::backend::{
-    Backend, Gemm, GenericStep, PointSampling, ProbeKind, ReadoutShape, Sampling, SlotProbes,
+    Backend, Gemm, GenericStep, PointSampling, ProbeKind, ReadoutShape, Sampling, SharedBlocks,
+    SlotProbes,
 };
 use stde_core::batch::JetShape;
 use stde_core::rng::{PointSampler, TimeSampler};
@@ -47,6 +56,8 @@ const SLOTS: &str = include_str!("shaders/generic_slots.wgsl");
 const INPUT_GATHER: &str = include_str!("shaders/generic_input_gather.wgsl");
 const COLUMN_SCATTER: &str = include_str!("shaders/generic_column_scatter.wgsl");
 const SCATTER: &str = include_str!("shaders/generic_scatter.wgsl");
+const SHARED_ROWS: &str = include_str!("shaders/generic_shared_rows.wgsl");
+const SHARED_SCATTER: &str = include_str!("shaders/generic_shared_scatter.wgsl");
 const READOUT_COMMON: &str = include_str!("shaders/generic_readout_common.wgsl");
 const READOUT_FORWARD: &str = include_str!("shaders/generic_readout_forward.wgsl");
 const READOUT_BACKWARD: &str = include_str!("shaders/generic_readout_backward.wgsl");
@@ -79,6 +90,11 @@ pub enum GenericKernel {
     ColumnScatter,
     /// One-hot slot probes: the weight adjoint from per-block sums, by windows of rows of `∂W1`.
     Scatter,
+    /// One-hot slot probes: the tangent rows of a weight-shared first block's map.
+    SharedRows,
+    /// One-hot slot probes: the weight adjoint of a weight-shared first block's map from per-block
+    /// sums.
+    SharedScatter,
     /// The ansatz-and-readout or its adjoint.
     Readout(Readout),
     /// Every point sampler; `simple`: one invocation per point (software adapters).
@@ -97,6 +113,8 @@ impl GenericKernel {
             GenericKernel::InputGather,
             GenericKernel::ColumnScatter,
             GenericKernel::Scatter,
+            GenericKernel::SharedRows,
+            GenericKernel::SharedScatter,
             GenericKernel::SamplePoints { simple: false },
             GenericKernel::SamplePoints { simple: true },
         ];
@@ -120,6 +138,8 @@ impl GenericKernel {
             GenericKernel::InputGather => "generic_input_gather",
             GenericKernel::ColumnScatter => "generic_column_scatter",
             GenericKernel::Scatter => "generic_scatter",
+            GenericKernel::SharedRows => "generic_shared_rows",
+            GenericKernel::SharedScatter => "generic_shared_scatter",
             GenericKernel::Readout(r) => match (r.backward, r.simple) {
                 (false, false) => "generic_readout_forward",
                 (false, true) => "generic_readout_forward_simple",
@@ -137,6 +157,8 @@ impl GenericKernel {
             GenericKernel::InputGather => &[COMMON, INPUT_GATHER],
             GenericKernel::ColumnScatter => &[COMMON, SLOTS, COLUMN_SCATTER],
             GenericKernel::Scatter => &[COMMON, SLOTS, SCATTER],
+            GenericKernel::SharedRows => &[COMMON, SHARED_ROWS],
+            GenericKernel::SharedScatter => &[COMMON, SHARED_SCATTER],
             GenericKernel::Readout(r) if r.backward => &[COMMON, READOUT_COMMON, READOUT_BACKWARD],
             GenericKernel::Readout(_) => &[COMMON, READOUT_COMMON, READOUT_FORWARD],
             GenericKernel::SamplePoints { simple: false } => {
@@ -154,6 +176,8 @@ impl GenericKernel {
             GenericKernel::InputGather
             | GenericKernel::ColumnScatter
             | GenericKernel::Scatter
+            | GenericKernel::SharedRows
+            | GenericKernel::SharedScatter
             | GenericKernel::Readout(_) => &[Read, Read, Read, ReadWrite],
             GenericKernel::SamplePoints { .. } => &[ReadWrite],
         }
@@ -220,6 +244,31 @@ impl GenericKernel {
                 "a_base",
                 "w_base",
                 "f_base",
+            ],
+            GenericKernel::SharedRows => &[
+                "rows",
+                "n_blocks",
+                "block",
+                "mapped",
+                "n_dirs",
+                "order",
+                "collapsed",
+                "w_base",
+                "i_base",
+                "c_base",
+                "t_base",
+            ],
+            GenericKernel::SharedScatter => &[
+                "block",
+                "n_blocks",
+                "mapped",
+                "n_dirs",
+                "order",
+                "collapsed",
+                "g_base",
+                "i_base",
+                "c_base",
+                "w_base",
             ],
             GenericKernel::SamplePoints { .. } => &[
                 "rows",
@@ -452,7 +501,261 @@ impl WgpuBackend {
     }
 }
 
+impl WgpuBackend {
+    /// The products of the shared block map's primal rows, `(rows, first point)`: one product over
+    /// every point when each point row is exactly its blocks (the points are then `N·d/B` rows of
+    /// `B`), else one per point.
+    fn shared_primal_products(map: SharedBlocks, n: usize) -> Vec<(usize, usize)> {
+        let nb = map.n_blocks;
+        if map.stride == map.mapped() {
+            vec![(n * nb, 0)]
+        } else {
+            (0..n).map(|p| (nb, p)).collect()
+        }
+    }
+
+    /// The order-0 shape of the `N·d/B` block values, one per "point" of width 1 (for the bias `c`
+    /// and its gradient).
+    fn shared_values(map: SharedBlocks, n: usize) -> JetShape {
+        JetShape {
+            order: 0,
+            n_dirs: 1,
+            n_points: n * map.n_blocks,
+            width: 1,
+            collapsed: false,
+        }
+    }
+
+    /// Column sums over the points of tangent blocks `1 + b`, `b` in `0..rows`, of a batch of
+    /// `shape` into the rows of `sums`, by windows of whole blocks.
+    fn block_sums(
+        &self,
+        st: &mut State,
+        shape: &JetShape,
+        rows: usize,
+        src: &RawBuf,
+        sums: &RawBuf,
+    ) {
+        let (n, h) = (shape.n_points, shape.width);
+        let block = n * h;
+        self.check_whole("one block of the cotangent", block);
+        for (b0, b1) in ranges(rows, self.win_elems / block.max(1)) {
+            let (lo, hi) = ((1 + b0) * block, (1 + b1) * block);
+            let wz = self.window(st, src, lo, hi);
+            let ws = self.window(st, sums, 0, rows * h);
+            let p = [u(n), u(h), u(b1 - b0), u(b0), 0, wz.base(lo), ws.base(0)];
+            let groups = ((b1 - b0) * h).div_ceil(64);
+            self.dispatch(st, Kernel::ColumnSums, 0, &p, &[&wz, &ws], groups);
+        }
+    }
+}
+
 impl GenericStep for WgpuBackend {
+    #[track_caller]
+    fn shared_block_forward(
+        &self,
+        map: SharedBlocks,
+        shape: JetShape,
+        points: &WgpuBuf,
+        probes: &SlotProbes<'_, Self>,
+        params: &WgpuBuf,
+        out: &mut WgpuBuf,
+    ) {
+        let fshape = map.features(shape);
+        let (n, nb, bl, v, k) = (
+            shape.n_points,
+            map.n_blocks,
+            map.block,
+            shape.n_dirs,
+            shape.order,
+        );
+        check_len("points", n * map.stride, points.len());
+        check_len("shared block parameters", map.offset + bl + 1, params.len());
+        check_len("shared block output", fshape.len(), out.len());
+        Self::check_slot_probes(probes, &shape, map.stride);
+        if n * nb * bl == 0 {
+            return;
+        }
+        for (rows, p) in Self::shared_primal_products(map, n) {
+            let g = Gemm {
+                a_offset: p * map.stride,
+                b_offset: map.offset,
+                c_offset: p * nb,
+                ..Gemm::nt(rows, 1, bl)
+            };
+            self.gemm(g, points, params, out);
+        }
+        self.add_bias(Self::shared_values(map, n), params, map.offset + bl, out);
+        let rows = tangent_rows(&shape);
+        if rows == 0 {
+            return;
+        }
+        let pipeline = match probes.kind {
+            ProbeKind::OneHot => match self.generic_pipeline(GenericKernel::SharedRows) {
+                Some(g) => Some(g),
+                None => return,
+            },
+            ProbeKind::Dense => None,
+        };
+        let mut st = self.lock();
+        let st = &mut *st;
+        let table = match probes.kind {
+            ProbeKind::OneHot => rows,
+            ProbeKind::Dense => v,
+        };
+        self.check_whole("the shared block's tangent rows", table * nb);
+        let Some(t) = self.take_tmp(st, Tmp::Tangents, table * nb) else {
+            return;
+        };
+        match pipeline {
+            Some(pipeline) => {
+                let ww = self.window(st, &params.raw, map.offset, map.offset + bl);
+                let wi = self.window(st, &probes.slot_index.raw, 0, v * k);
+                let wc = self.window(st, &probes.slot_coeff.raw, 0, v * k);
+                let wt = self.window(st, &t, 0, rows * nb);
+                let p = [
+                    u(rows),
+                    u(nb),
+                    u(bl),
+                    u(map.mapped()),
+                    u(v),
+                    u(k),
+                    u32::from(shape.collapsed),
+                    ww.base(map.offset),
+                    wi.base(0),
+                    wc.base(0),
+                    wt.base(0),
+                ];
+                let groups = (rows * nb).div_ceil(64);
+                self.dispatch_generated(st, &pipeline, &p, &[&ww, &wi, &wc, &wt], groups);
+                self.fill_tangent_blocks(st, &fshape, &t, rows, false, &out.raw);
+            }
+            None => {
+                // Row s: the blocks of the dense tangent of direction s times w.
+                for s in 0..v {
+                    let g = Gemm {
+                        a_offset: s * map.stride,
+                        b_offset: map.offset,
+                        c_offset: s * nb,
+                        ..Gemm::nt(nb, 1, bl)
+                    };
+                    self.gemm_raw(st, g, &probes.dense.raw, &params.raw, &t);
+                }
+                let one_block = shape.collapsed && k == 1;
+                self.fill_tangent_blocks(st, &fshape, &t, v, one_block, &out.raw);
+            }
+        }
+        st.tmp.insert(Tmp::Tangents, t);
+    }
+
+    #[track_caller]
+    fn shared_block_backward(
+        &self,
+        map: SharedBlocks,
+        shape: JetShape,
+        points: &WgpuBuf,
+        probes: &SlotProbes<'_, Self>,
+        y_bar: &WgpuBuf,
+        grad: &mut WgpuBuf,
+    ) {
+        let fshape = map.features(shape);
+        let (n, nb, bl, v, k) = (
+            shape.n_points,
+            map.n_blocks,
+            map.block,
+            shape.n_dirs,
+            shape.order,
+        );
+        check_len("points", n * map.stride, points.len());
+        check_len("shared block gradient", map.offset + bl + 1, grad.len());
+        check_len("shared block cotangent", fshape.len(), y_bar.len());
+        Self::check_slot_probes(probes, &shape, map.stride);
+        if n * nb * bl == 0 {
+            return;
+        }
+        for (rows, p) in Self::shared_primal_products(map, n) {
+            let g = Gemm {
+                m: 1,
+                n: bl,
+                k: rows,
+                trans_a: true,
+                trans_b: false,
+                alpha: 1.0,
+                beta: 1.0,
+                a_offset: p * nb,
+                b_offset: p * map.stride,
+                c_offset: map.offset,
+            };
+            self.gemm(g, y_bar, points, grad);
+        }
+        self.bias_grad(Self::shared_values(map, n), y_bar, grad, map.offset + bl);
+        let rows = tangent_rows(&shape);
+        if rows == 0 {
+            return;
+        }
+        let pipeline = match probes.kind {
+            ProbeKind::OneHot => match self.generic_pipeline(GenericKernel::SharedScatter) {
+                Some(g) => Some(g),
+                None => return,
+            },
+            ProbeKind::Dense => None,
+        };
+        let mut st = self.lock();
+        let st = &mut *st;
+        // One-hot: a row per tangent block; dense: a row per direction.
+        let table = match probes.kind {
+            ProbeKind::OneHot => rows,
+            ProbeKind::Dense => v,
+        };
+        self.check_whole("the shared block's tangent cotangents", table * nb);
+        let Some(sums) = self.take_tmp(st, Tmp::Tangents, table * nb) else {
+            return;
+        };
+        match pipeline {
+            Some(pipeline) => {
+                self.block_sums(st, &fshape, rows, &y_bar.raw, &sums);
+                let ws = self.window(st, &sums, 0, rows * nb);
+                let wi = self.window(st, &probes.slot_index.raw, 0, v * k);
+                let wc = self.window(st, &probes.slot_coeff.raw, 0, v * k);
+                let wg = self.window(st, &grad.raw, map.offset, map.offset + bl);
+                let p = [
+                    u(bl),
+                    u(nb),
+                    u(map.mapped()),
+                    u(v),
+                    u(k),
+                    u32::from(shape.collapsed),
+                    ws.base(0),
+                    wi.base(0),
+                    wc.base(0),
+                    wg.base(map.offset),
+                ];
+                let groups = bl.div_ceil(64);
+                self.dispatch_generated(st, &pipeline, &p, &[&ws, &wi, &wc, &wg], groups);
+            }
+            None => {
+                // G[s] = Σ_n ȳ[slot-1 block of s], then ∂w += G[s]·(blocks of the tangent s).
+                self.slot1_sums(st, &fshape, &y_bar.raw, &sums);
+                for s in 0..v {
+                    let g = Gemm {
+                        m: 1,
+                        n: bl,
+                        k: nb,
+                        trans_a: false,
+                        trans_b: false,
+                        alpha: 1.0,
+                        beta: 1.0,
+                        a_offset: s * nb,
+                        b_offset: s * map.stride,
+                        c_offset: map.offset,
+                    };
+                    self.gemm_raw(st, g, &sums, &probes.dense.raw, &grad.raw);
+                }
+            }
+        }
+        st.tmp.insert(Tmp::Tangents, sums);
+    }
+
     #[track_caller]
     fn input_layer_forward_slots(
         &self,

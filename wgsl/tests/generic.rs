@@ -1,6 +1,6 @@
 //! The generic step primitives on the wgpu backend beyond the conformance suite (which
 //! `conformance.rs` runs at the default limits): every [`GenericKernel`] variant validates with naga
-//! (no GPU needed), initialises every function-scope `var` and binds what the Rust side binds; the suite's input layer and samplers hold
+//! (no GPU needed), initialises every function-scope `var` and binds what the Rust side binds; the suite's input layer, shared block map and samplers hold
 //! both kernel families to `Tolerance::F32` at limits small enough that every split path runs
 //! (windows of rows of `W1`, of blocks and of points, buffers spread over several wgpu buffers);
 //! and the paper's first layer costs the dispatches the crate documentation promises. The first
@@ -15,7 +15,9 @@ use stde_core::backend::reference::ReferenceBackend;
 use stde_core::backend::{Backend, Gemm, GenericStep, ProbeKind, SlotProbes};
 use stde_core::batch::JetShape;
 use stde_core::conformance::{compare, Tolerance};
-use stde_core::generic_conformance::{check_input_layer_slots, check_sample_points};
+use stde_core::generic_conformance::{
+    check_input_layer_slots, check_sample_points, check_shared_block,
+};
 use stde_core::rng::{self, Philox};
 use stde_wgpu::generic::GenericKernel;
 use stde_wgpu::kernels::{Access, Kernel};
@@ -107,10 +109,10 @@ fn params(kernel_variant: KernelVariant) -> WgpuParams {
     }
 }
 
-/// The input layer and the samplers of the suite with 4 KiB bindings (a row of `W1` or a point is
-/// at most 300 values, so windows hold a few rows), with and without `Buf`s spread over 6 KiB wgpu
-/// buffers (windows then straddle buffer boundaries). The readout binds its arrays whole, so it
-/// runs at the default limit only.
+/// The input layer, the shared block map and the samplers of the suite with 4 KiB bindings (a row
+/// of `W1` or a point is at most 300 values, so windows hold a few rows), with and without `Buf`s
+/// spread over 6 KiB wgpu buffers (windows then straddle buffer boundaries). The readout binds its
+/// arrays whole, so it runs at the default limit only.
 #[test]
 fn generic_input_layer_and_samplers_split_by_binding_windows() {
     for variant in common::VARIANTS {
@@ -131,6 +133,9 @@ fn generic_input_layer_and_samplers_split_by_binding_windows() {
                 programs.contains_key("generic_scatter"),
                 "{case}: {programs:?}"
             );
+            if let Err(m) = check_shared_block(&b, Tolerance::F32) {
+                panic!("split shared block ({case}): {m}");
+            }
             if let Err(m) = check_sample_points(&b, Tolerance::F32) {
                 panic!("split samplers ({case}): {m}");
             }

@@ -2,7 +2,8 @@
 //! same configuration, the same losses (to 1e-3 relative), the same first gradient and the same
 //! test error after 20 steps, with either kernel family; and the first steps of the problems that
 //! exercise the rest of the generic step (dense 4-jets, parameter-weighted first-order readouts,
-//! planner jets in several slots, a time column) agree with the CPU and reference backends.
+//! planner jets in several slots, a time column) and of weight-shared networks agree with the CPU
+//! and reference backends.
 //!
 //! Without an adapter each test prints one `skipped: no wgpu adapter (…)` line and returns, unless
 //! `STDE_REQUIRE_GPU=1`, which turns that into a failure.
@@ -185,6 +186,51 @@ fn first_steps_of_the_generic_problems_match_cpu_and_reference() {
             );
             same_losses(&format!("{what} vs cpu"), &losses, &losses_cpu, 1e-3);
             same_losses(&format!("{what} vs reference"), &losses, &losses_ref, 1e-3);
+        }
+    }
+}
+
+/// A weight-shared network (`share-blocks`) trains as on the CPU backend: sparse and dense probes
+/// on sine-gordon-two-body, and the heat problem, whose time column reaches the MLP unshared.
+#[test]
+fn shared_training_matches_cpu_backend() {
+    let heat = TrainConfig {
+        equation: "heat".into(),
+        dim: 6,
+        batch: 20,
+        estimator: EstimatorKind::Exact,
+        share_blocks: Some(3),
+        test_points: 200,
+        ..config(EstimatorKind::Exact, false)
+    };
+    for cfg in [
+        TrainConfig {
+            share_blocks: Some(4),
+            ..config(EstimatorKind::Sparse, true)
+        },
+        TrainConfig {
+            share_blocks: Some(5),
+            ..config(EstimatorKind::Dense, false)
+        },
+        heat,
+    ] {
+        let (grad_cpu, losses_cpu, err_cpu) = run(&CpuBackend::new(), &cfg, 10);
+        for variant in common::VARIANTS {
+            let b = backend_or_skip!(WgpuParams {
+                kernel_variant: variant,
+                ..WgpuParams::default()
+            });
+            let (grad, losses, err) = run(&b, &cfg, 10);
+            let what = format!(
+                "{} {:?} share-blocks {:?} ({variant:?})",
+                cfg.equation, cfg.estimator, cfg.share_blocks
+            );
+            same_gradient(&format!("{what} first gradient"), &grad, &grad_cpu);
+            same_losses(&what, &losses, &losses_cpu, 1e-3);
+            assert!(
+                (err - err_cpu).abs() <= 1e-3 * err_cpu,
+                "{what}: rel L2 {err} vs {err_cpu}"
+            );
         }
     }
 }

@@ -1,9 +1,10 @@
 //! Host implementations of the generic step primitives ([`super::GenericStep`]) for any backend whose
 //! buffers are host vectors (the reference in f64, the CPU backend and custom host backends in f32):
-//! the ansatz-and-readout, its adjoint, and the tangent rows of the input layer with probes in any
-//! slot. The CPU backend runs its large products itself.
+//! the ansatz-and-readout, its adjoint, the tangent rows of the input layer with probes in any
+//! slot, and the shared block map of a weight-shared first block and its adjoint. The CPU backend
+//! runs its large products (and the shared map's primal rows) itself.
 
-use super::{Backend, ProbeKind, ReadoutShape, SlotProbes};
+use super::{Backend, ProbeKind, ReadoutShape, SharedBlocks, SlotProbes};
 use crate::batch::JetShape;
 use crate::series::factorial;
 
@@ -324,5 +325,228 @@ pub fn input_tangent_grad<T: HostFloat>(
                 }
             }
         }
+    }
+}
+
+/// The primal rows of the shared block features: `y[n·n_blocks + b] = Σ_i w_i·x_{n, bB+i} + c` for
+/// points `0..n_points` (sums in f64).
+pub fn shared_block_primal<T: HostFloat>(
+    map: SharedBlocks,
+    n_points: usize,
+    points: &[T],
+    params: &[T],
+    y: &mut [T],
+) {
+    let (bl, nb, stride) = (map.block, map.n_blocks, map.stride);
+    let w = &params[map.offset..map.offset + bl];
+    let c = params[map.offset + bl].get();
+    for n in 0..n_points {
+        let row = &points[n * stride..n * stride + map.mapped()];
+        for (b, x) in row.chunks_exact(bl.max(1)).enumerate().take(nb) {
+            let dot: f64 = w.iter().zip(x).map(|(a, v)| a.get() * v.get()).sum();
+            y[n * nb + b] = T::put(dot + c);
+        }
+    }
+}
+
+/// The tangent row of direction `s`, slot `k` of the shared block map (`n_blocks` values into `row`,
+/// overwritten); `false` when the slot is empty.
+fn shared_tangent_row<T: HostFloat>(
+    map: SharedBlocks,
+    probes: &HostSlots<'_, T>,
+    order: usize,
+    params: &[T],
+    s: usize,
+    k: usize,
+    row: &mut [f64],
+) -> bool {
+    let (bl, mapped) = (map.block, map.mapped());
+    let w = &params[map.offset..map.offset + bl];
+    row.fill(0.0);
+    match probes.kind {
+        ProbeKind::OneHot => {
+            let j = probes.slot_index[s * order + k - 1];
+            if j == u32::MAX {
+                return false;
+            }
+            let j = j as usize;
+            assert!(j < map.stride, "probe index {j} out of 0..{}", map.stride);
+            if j < mapped {
+                row[j / bl] = probes.slot_coeff[s * order + k - 1].get() * w[j % bl].get();
+            }
+            true
+        }
+        ProbeKind::Dense => {
+            if k != 1 {
+                return false;
+            }
+            let v = &probes.dense[s * map.stride..s * map.stride + mapped];
+            for (r, x) in row.iter_mut().zip(v.chunks_exact(bl.max(1))) {
+                *r = w.iter().zip(x).map(|(a, b)| a.get() * b.get()).sum();
+            }
+            true
+        }
+    }
+}
+
+/// The tangent blocks of [`super::GenericStep::shared_block_forward`] (every block but the primal).
+pub fn shared_tangent_blocks<T: HostFloat>(
+    map: SharedBlocks,
+    shape: JetShape,
+    probes: &HostSlots<'_, T>,
+    params: &[T],
+    out: &mut [T],
+) {
+    let fshape = map.features(shape);
+    let (np, nb, k_max) = (shape.n_points, map.n_blocks, shape.order);
+    if k_max == 0 {
+        return;
+    }
+    let y = &mut out[..fshape.len()];
+    y[np * nb..].iter_mut().for_each(|x| *x = T::put(0.0));
+    let mut row = vec![0.0; nb];
+    let mut top = vec![0.0; nb];
+    let mut put = |block: usize, row: &[f64]| {
+        for dst in y[block * np * nb..(block + 1) * np * nb].chunks_exact_mut(nb.max(1)) {
+            dst.iter_mut().zip(row).for_each(|(d, v)| *d = T::put(*v));
+        }
+    };
+    for s in 0..shape.n_dirs {
+        for k in 1..=k_max {
+            if !shared_tangent_row(map, probes, k_max, params, s, k, &mut row) {
+                continue;
+            }
+            if shape.collapsed && k == k_max {
+                top.iter_mut().zip(&row).for_each(|(a, b)| *a += b);
+                continue;
+            }
+            put(shape.block(k, s), &row);
+        }
+    }
+    if shape.collapsed {
+        put(shape.block(k_max, 0), &top);
+    }
+}
+
+/// [`super::GenericStep::shared_block_forward`] on host buffers.
+pub fn shared_block_forward<T: HostFloat>(
+    map: SharedBlocks,
+    shape: JetShape,
+    points: &[T],
+    probes: &HostSlots<'_, T>,
+    params: &[T],
+    out: &mut [T],
+) {
+    shared_block_primal(map, shape.n_points, points, params, out);
+    shared_tangent_blocks(map, shape, probes, params, out);
+}
+
+/// The column sums of every tangent block of the block features' cotangent `y_bar`: block `b ≥ 1`
+/// of `map.features(shape)` summed over the points, at `(b − 1)·n_blocks` (in f64).
+pub fn shared_tangent_sums<T: HostFloat>(
+    map: SharedBlocks,
+    shape: JetShape,
+    y_bar: &[T],
+) -> Vec<f64> {
+    let (np, nb) = (shape.n_points, map.n_blocks);
+    let blocks = map.features(shape).n_blocks();
+    let mut sums = vec![0.0; (blocks - 1) * nb];
+    for (b, acc) in sums.chunks_exact_mut(nb.max(1)).enumerate() {
+        let block = &y_bar[(b + 1) * np * nb..(b + 2) * np * nb];
+        for row in block.chunks_exact(nb) {
+            acc.iter_mut().zip(row).for_each(|(a, v)| *a += v.get());
+        }
+    }
+    sums
+}
+
+/// Accumulates the tangent part of the shared map's weight adjoint into `∂w` from the column sums
+/// of [`shared_tangent_sums`]: one-hot slots add `a·Σ_n ȳ[n, j/B]` to `∂w_{j mod B}`, dense slots
+/// `Σ_b (Σ_n ȳ[n, b])·v[bB + i]` to `∂w_i`.
+pub fn shared_tangent_grad<T: HostFloat>(
+    map: SharedBlocks,
+    shape: JetShape,
+    probes: &HostSlots<'_, T>,
+    sums: &[f64],
+    grad: &mut [T],
+) {
+    let (bl, nb, k_max, mapped) = (map.block, map.n_blocks, shape.order, map.mapped());
+    let mut acc = vec![0.0; bl];
+    for s in 0..shape.n_dirs {
+        for k in 1..=k_max {
+            let g = &sums[(shape.block(k, s) - 1) * nb..shape.block(k, s) * nb];
+            match probes.kind {
+                ProbeKind::OneHot => {
+                    let j = probes.slot_index[s * k_max + k - 1];
+                    if j == u32::MAX {
+                        continue;
+                    }
+                    let j = j as usize;
+                    assert!(j < map.stride, "probe index {j} out of 0..{}", map.stride);
+                    if j < mapped {
+                        acc[j % bl] += probes.slot_coeff[s * k_max + k - 1].get() * g[j / bl];
+                    }
+                }
+                ProbeKind::Dense => {
+                    if k != 1 {
+                        continue;
+                    }
+                    let v = &probes.dense[s * map.stride..s * map.stride + mapped];
+                    for (gb, x) in g.iter().zip(v.chunks_exact(bl.max(1))) {
+                        acc.iter_mut()
+                            .zip(x)
+                            .for_each(|(a, xi)| *a += gb * xi.get());
+                    }
+                }
+            }
+        }
+    }
+    for (i, a) in acc.iter().enumerate() {
+        let e = &mut grad[map.offset + i];
+        *e = T::put(e.get() + a);
+    }
+}
+
+/// Accumulates the primal part of the shared map's adjoint: `∂w_i += Σ_{n,b} ȳ_0[n,b]·x_{n,bB+i}`
+/// and `∂c += Σ_{n,b} ȳ_0[n,b]` (sums in f64).
+pub fn shared_primal_grad<T: HostFloat>(
+    map: SharedBlocks,
+    n_points: usize,
+    points: &[T],
+    y_bar: &[T],
+    grad: &mut [T],
+) {
+    let (bl, nb) = (map.block, map.n_blocks);
+    let mut acc = vec![0.0; bl + 1];
+    for n in 0..n_points {
+        let row = &points[n * map.stride..n * map.stride + map.mapped()];
+        for (b, x) in row.chunks_exact(bl.max(1)).enumerate().take(nb) {
+            let yb = y_bar[n * nb + b].get();
+            acc[..bl]
+                .iter_mut()
+                .zip(x)
+                .for_each(|(a, xi)| *a += yb * xi.get());
+            acc[bl] += yb;
+        }
+    }
+    for (i, a) in acc.iter().enumerate() {
+        let e = &mut grad[map.offset + i];
+        *e = T::put(e.get() + a);
+    }
+}
+
+/// [`super::GenericStep::shared_block_backward`] on host buffers.
+pub fn shared_block_backward<T: HostFloat>(
+    map: SharedBlocks,
+    shape: JetShape,
+    points: &[T],
+    probes: &HostSlots<'_, T>,
+    y_bar: &[T],
+    grad: &mut [T],
+) {
+    shared_primal_grad(map, shape.n_points, points, y_bar, grad);
+    if shape.order > 0 {
+        let sums = shared_tangent_sums(map, shape, y_bar);
+        shared_tangent_grad(map, shape, probes, &sums, grad);
     }
 }

@@ -1,4 +1,4 @@
-//! The backend traits: the 21 device primitives that one STDE training step is built from.
+//! The backend traits: the 23 device primitives that one STDE training step is built from.
 //!
 //! A backend implements three traits, layered so that each can be tested on its own:
 //!
@@ -6,7 +6,8 @@
 //!   adjoints, counter-based draws and the fused Adam update;
 //! * [`ProgramBackend`] (3 methods): compiles a [`Program`] (the problem's expressions, lowered by
 //!   [`crate::program::lower`]) and runs it in primal mode or as Taylor series along probe directions;
-//! * [`GenericStep`] (5 methods): the input layer with probes in any slot and its adjoint, the
+//! * [`GenericStep`] (7 methods): the input layer with probes in any slot and its adjoint, the
+//!   shared block map of a weight-shared first block with probes in any slot and its adjoint, the
 //!   ansatz-and-readout from model jets to term estimates and its adjoint, and the point samplers.
 //!
 //! Everything above these primitives (the problem, its expressions, the estimators and the probe
@@ -23,7 +24,8 @@
 //!   `width` values, row-major, block 0 the primal, then coefficient `k` of direction `s` at block
 //!   `1 + (k−1)·V + s` (collapsed: one summed block for `k = K`). Values are Taylor coefficients.
 //! * A linear layer's weight is `out × in` row-major, its bias `out`, stored back to back in the flat
-//!   parameter buffer at the offsets of [`crate::mlp::MlpShape::offsets`].
+//!   parameter buffer at the offsets of [`crate::mlp::MlpShape::offsets`]. A weight-shared first
+//!   block keeps its parameters after the MLP's ([`crate::shared::SharedNet`]).
 //! * Points are row-major `n × stride` (`stride = d`, plus one for a time column).
 //!
 //! # Invariants
@@ -328,6 +330,35 @@ pub trait ProgramBackend: Backend {
     );
 }
 
+/// The shared block map of a weight-shared first block ([`GenericStep::shared_block_forward`]):
+/// coordinates `0..n_blocks·block` of a point row are cut into `n_blocks` blocks of `block`
+/// consecutive coordinates, each mapped by one shared weight vector `w` and bias `c` to
+/// `y_b = Σ_{i<B} w_i·x_{bB+i} + c`; the remaining coordinates `n_blocks·block..stride` (the time
+/// column of a time-dependent problem) are not read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedBlocks {
+    /// Coordinates per block, `B`: the length of `w`.
+    pub block: usize,
+    /// Number of blocks (the width of the block features).
+    pub n_blocks: usize,
+    /// Row length of the points (`≥ n_blocks·block`).
+    pub stride: usize,
+    /// Element offset of `w` (`block` values) in the parameter buffer; `c` follows it.
+    pub offset: usize,
+}
+
+impl SharedBlocks {
+    /// Coordinates mapped by the blocks: `n_blocks·block`.
+    pub fn mapped(&self) -> usize {
+        self.n_blocks * self.block
+    }
+
+    /// The jet shape of the block features for a batch of `shape` (width `n_blocks`).
+    pub fn features(&self, shape: JetShape) -> JetShape {
+        shape.with_width(self.n_blocks)
+    }
+}
+
 /// The shapes of one readout: the model output `m` (width 1), whether ansatz series are given, and
 /// the number of terms estimated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -366,8 +397,9 @@ impl ReadoutShape {
 }
 
 /// The generic primitives of a training step beyond compiled programs: inputs with tangents in any
-/// slot, the ansatz-and-readout from model jets to per-point features, its adjoint, and the point
-/// samplers of [`crate::rng::sample_points_from`].
+/// slot (through a plain first layer or a weight-shared first block), the ansatz-and-readout from
+/// model jets to per-point features, its adjoint, and the point samplers of
+/// [`crate::rng::sample_points_from`].
 pub trait GenericStep: ProgramBackend {
     /// The input layer on a jet batch: primal rows `x·W1ᵀ + b1` and, for every direction `s` and slot
     /// `k`, the tangent rows `W1·v_k^s` (a scaled column gather for one-hot probes), broadcast to every
@@ -395,6 +427,41 @@ pub trait GenericStep: ProgramBackend {
         z_bar: &Self::Buf,
         grad: &mut Self::Buf,
         weight_offset: usize,
+    );
+
+    /// The shared block map of a weight-shared first block ([`SharedBlocks`]) on a jet batch, with
+    /// `w = params[map.offset..+B]` and `c = params[map.offset + B]`: writes the block features
+    /// into `out`, a batch of `map.features(shape)` (width `n_blocks`; the width of `shape` is
+    /// ignored). Primal rows `y_b = w·x_{bB..bB+B} + c`; for every direction `s` and slot `k` the
+    /// tangent rows `Σ_i w_i·v_k^s[bB + i]`, broadcast to every point (the map is linear, so no
+    /// higher term appears). A one-hot tangent `a·e_j` gives `a·w_{j mod B}` in column `j / B` and
+    /// zero elsewhere (zero everywhere when `j` is not a mapped coordinate); a collapsed shape
+    /// stores the sum of the directions' top slots in its top block.
+    ///
+    /// Order 0 writes the primal rows only and reads no probe.
+    fn shared_block_forward(
+        &self,
+        map: SharedBlocks,
+        shape: JetShape,
+        points: &Self::Buf,
+        probes: &SlotProbes<'_, Self>,
+        params: &Self::Buf,
+        out: &mut Self::Buf,
+    );
+
+    /// Adjoint of [`GenericStep::shared_block_forward`] for `w` and `c`, from the cotangent of the
+    /// block features (`y_bar`, a batch of `map.features(shape)`), accumulated into
+    /// `grad[map.offset..=map.offset + B]`: `∂w_i += Σ_{n,b} ȳ_0[n,b]·x_{n,bB+i} +
+    /// Σ_{s,k} Σ_b (Σ_n ȳ_{k,s}[n,b])·v_k^s[bB+i]` and `∂c += Σ_{n,b} ȳ_0[n,b]` (the summed top
+    /// block of a collapsed shape stands for every direction's top slot).
+    fn shared_block_backward(
+        &self,
+        map: SharedBlocks,
+        shape: JetShape,
+        points: &Self::Buf,
+        probes: &SlotProbes<'_, Self>,
+        y_bar: &Self::Buf,
+        grad: &mut Self::Buf,
     );
 
     /// The ansatz `u = A + B·m` along every direction (Cauchy products of the series of `A` and `B`

@@ -7,7 +7,7 @@ use std::future::Future;
 use super::host_step::{self, HostSlots};
 use super::{
     AdamStep, Backend, BackendError, Gemm, GenericStep, PointSampling, ProgramBackend,
-    ReadoutShape, Sampling, SlotProbes,
+    ReadoutShape, Sampling, SharedBlocks, SlotProbes,
 };
 use crate::batch::{JetBatchRef, JetShape};
 use crate::mlp::Activation;
@@ -292,6 +292,30 @@ impl GenericStep for ReferenceBackend {
             grad,
             weight_offset,
         );
+    }
+
+    fn shared_block_forward(
+        &self,
+        map: SharedBlocks,
+        shape: JetShape,
+        points: &Vec<f64>,
+        probes: &SlotProbes<'_, Self>,
+        params: &Vec<f64>,
+        out: &mut Vec<f64>,
+    ) {
+        host_step::shared_block_forward(map, shape, points, &HostSlots::of(probes), params, out);
+    }
+
+    fn shared_block_backward(
+        &self,
+        map: SharedBlocks,
+        shape: JetShape,
+        points: &Vec<f64>,
+        probes: &SlotProbes<'_, Self>,
+        y_bar: &Vec<f64>,
+        grad: &mut Vec<f64>,
+    ) {
+        host_step::shared_block_backward(map, shape, points, &HostSlots::of(probes), y_bar, grad);
     }
 
     fn readout_forward(

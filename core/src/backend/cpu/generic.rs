@@ -1,13 +1,17 @@
 //! The generic step primitives ([`GenericStep`]) on the CPU backend: the input layer with probes in
 //! any slot (one large product for the primal rows, column gathers and scatter-adds for one-hot
-//! tangents), the ansatz-and-readout and its adjoint, and every point sampler.
+//! tangents), the shared block map of a weight-shared first block (vectorised block dot products
+//! across points for its primal rows and their adjoint), the ansatz-and-readout and its adjoint,
+//! and every point sampler.
 
 use rayon::prelude::*;
 
+use super::simd::multiversioned;
 use super::{add_bias_rows, CpuBackend, MatRef};
 use crate::backend::host_step::{self, HostSlots};
 use crate::backend::{
-    Backend, GenericStep, PointSampling, ProbeKind, ReadoutShape, Sampling, SlotProbes,
+    Backend, GenericStep, PointSampling, ProbeKind, ReadoutShape, Sampling, SharedBlocks,
+    SlotProbes,
 };
 use crate::batch::JetShape;
 use crate::rng::{self, PointSampler, TimeSampler};
@@ -145,6 +149,91 @@ impl GenericStep for CpuBackend {
         );
     }
 
+    fn shared_block_forward(
+        &self,
+        map: SharedBlocks,
+        shape: JetShape,
+        points: &Vec<f32>,
+        probes: &SlotProbes<'_, Self>,
+        params: &Vec<f32>,
+        out: &mut Vec<f32>,
+    ) {
+        let (np, nb, bl, stride) = (shape.n_points, map.n_blocks, map.block, map.stride);
+        let mapped = map.mapped();
+        let w = &params[map.offset..map.offset + bl];
+        let c = params[map.offset + bl];
+        let points = &points[..np * stride];
+        // The primal rows: `d/B` dot products of length `B` per point, one task per point.
+        let row = |(n, y): (usize, &mut [f32])| {
+            block_dots(self.simd, &points[n * stride..n * stride + mapped], w, c, y);
+        };
+        let y = &mut out[..np * nb];
+        if self.threads == 1 || np < 2 {
+            y.chunks_mut(nb.max(1)).enumerate().for_each(row);
+        } else {
+            y.par_chunks_mut(nb.max(1)).enumerate().for_each(row);
+        }
+        host_step::shared_tangent_blocks(map, shape, &HostSlots::of(probes), params, out);
+    }
+
+    fn shared_block_backward(
+        &self,
+        map: SharedBlocks,
+        shape: JetShape,
+        points: &Vec<f32>,
+        probes: &SlotProbes<'_, Self>,
+        y_bar: &Vec<f32>,
+        grad: &mut Vec<f32>,
+    ) {
+        let (np, nb, bl, stride) = (shape.n_points, map.n_blocks, map.block, map.stride);
+        let mapped = map.mapped();
+        // ∂w and ∂c from the primal rows, in fixed chunks of points (so the order of the sums
+        // does not depend on the thread count), each chunk's points in order, then the chunks in
+        // order; f64 throughout.
+        let chunks = np.div_ceil(SHARED_GRAD_CHUNK);
+        let mut partial = vec![0.0f64; chunks * (bl + 1)];
+        let chunk = |(ci, acc): (usize, &mut [f64])| {
+            let end = ((ci + 1) * SHARED_GRAD_CHUNK).min(np);
+            for n in ci * SHARED_GRAD_CHUNK..end {
+                block_axpy(
+                    self.simd,
+                    &points[n * stride..n * stride + mapped],
+                    &y_bar[n * nb..(n + 1) * nb],
+                    acc,
+                );
+            }
+        };
+        if self.threads == 1 || chunks < 2 {
+            partial.chunks_mut(bl + 1).enumerate().for_each(chunk);
+        } else {
+            partial.par_chunks_mut(bl + 1).enumerate().for_each(chunk);
+        }
+        for acc in partial.chunks_exact(bl + 1) {
+            for (g, a) in grad[map.offset..=map.offset + bl].iter_mut().zip(acc) {
+                *g = (f64::from(*g) + a) as f32;
+            }
+        }
+        if shape.order == 0 {
+            return;
+        }
+        // The tangent blocks: column sums of each block over the points, then the scatter (one-hot)
+        // or the block products with the dense tangents on the host.
+        let fshape = map.features(shape);
+        let block_len = np * nb;
+        let mut sums = vec![0.0f64; (fshape.n_blocks() - 1) * nb];
+        let tangents = &y_bar[block_len..fshape.len()];
+        let sum = |(b, acc): (usize, &mut [f64])| {
+            let rows = &tangents[b * block_len..(b + 1) * block_len];
+            self.column_sums(rows, nb, acc);
+        };
+        if self.threads == 1 {
+            sums.chunks_mut(nb.max(1)).enumerate().for_each(sum);
+        } else {
+            sums.par_chunks_mut(nb.max(1)).enumerate().for_each(sum);
+        }
+        host_step::shared_tangent_grad(map, shape, &HostSlots::of(probes), &sums, grad);
+    }
+
     fn readout_forward(
         &self,
         r: ReadoutShape,
@@ -197,6 +286,48 @@ impl GenericStep for CpuBackend {
                 .par_chunks_mut(rows * stride)
                 .enumerate()
                 .for_each(|(c, chunk)| draw(s.first + c * rows, chunk)),
+        }
+    }
+}
+
+/// Points per partial sum of the shared map's weight adjoint.
+const SHARED_GRAD_CHUNK: usize = 8;
+
+multiversioned! {
+    /// `y[b] = Σ_i w_i·x[bB + i] + c` for every block `b` of one point's mapped coordinates `x`
+    /// (`B = w.len()`), with sixteen f32 partial sums per block.
+    fn block_dots(x: &[f32], w: &[f32], c: f32, y: &mut [f32]) {
+        let bl = w.len();
+        for (yb, xb) in y.iter_mut().zip(x.chunks_exact(bl.max(1))) {
+            let mut acc = [0.0f32; 16];
+            let mut xs = xb.chunks_exact(16);
+            let mut ws = w.chunks_exact(16);
+            for (a, b) in (&mut xs).zip(&mut ws) {
+                for l in 0..16 {
+                    acc[l] += a[l] * b[l];
+                }
+            }
+            let mut tail = 0.0f32;
+            for (a, b) in xs.remainder().iter().zip(ws.remainder()) {
+                tail += a * b;
+            }
+            *yb = acc.iter().sum::<f32>() + tail + c;
+        }
+    }
+}
+
+multiversioned! {
+    /// `acc[i] += Σ_b ȳ_b·x[bB + i]` and `acc[B] += Σ_b ȳ_b` for one point (`B = acc.len() − 1`),
+    /// in f64.
+    fn block_axpy(x: &[f32], y_bar: &[f32], acc: &mut [f64]) {
+        let bl = acc.len() - 1;
+        let (acc, c) = acc.split_at_mut(bl);
+        for (&yb, xb) in y_bar.iter().zip(x.chunks_exact(bl.max(1))) {
+            let yb = f64::from(yb);
+            for (a, &v) in acc.iter_mut().zip(xb) {
+                *a += yb * f64::from(v);
+            }
+            c[0] += yb;
         }
     }
 }
