@@ -1,11 +1,13 @@
 //! The training loop's gradient (the Backend primitives composed by `Trainer`) equals the gradient of
 //! the same loss computed independently with the jet-batch model code and the estimator readout.
 
+#[path = "common/first_step.rs"]
+mod first_step;
+
+use first_step::first_step;
 use stde_core::backend::reference::ReferenceBackend;
-use stde_core::estimator::{ProbeDirection, ProbeSet, Readout, Tangent};
 use stde_core::mlp::{Mlp, Model};
 use stde_core::pde::Problem;
-use stde_core::rng::{self, streams, Philox};
 use stde_core::train::{initial_params_for, EstimatorKind, TrainConfig, Trainer};
 
 fn config(estimator: EstimatorKind, collapsed: bool, equation: &str) -> TrainConfig {
@@ -27,7 +29,7 @@ fn config(estimator: EstimatorKind, collapsed: bool, equation: &str) -> TrainCon
 
 /// Loss and gradient of the first step, computed with `Model` and `ProbeSet` (f64).
 fn independent_loss_and_gradient(cfg: &TrainConfig) -> (f64, Vec<f64>) {
-    let (n, d, v) = (cfg.batch, cfg.dim, cfg.rand_dims);
+    let (n, d) = (cfg.batch, cfg.dim);
     let params: Vec<f64> = initial_params_for(cfg, cfg.dim)
         .iter()
         .map(|&p| f64::from(p))
@@ -39,56 +41,7 @@ fn independent_loss_and_gradient(cfg: &TrainConfig) -> (f64, Vec<f64>) {
         },
         hard_ball_boundary: true,
     };
-    let mut pts32 = vec![0.0f32; n * d];
-    rng::sample_ball_points(cfg.seed, streams::RESIDUAL_POINTS, 0, n, d, &mut pts32);
-    let points: Vec<f64> = pts32.iter().map(|&p| f64::from(p)).collect();
-    let (dirs, weight): (Vec<ProbeDirection>, f64) = match cfg.estimator {
-        EstimatorKind::Sparse => {
-            let mut idx = vec![0u32; v];
-            rng::sample_index_set(cfg.seed, 0, d, v, &mut idx);
-            let dirs = idx
-                .iter()
-                .map(|&i| ProbeDirection {
-                    slots: vec![(
-                        1,
-                        Tangent::Basis {
-                            index: i as usize,
-                            scale: 1.0,
-                        },
-                    )],
-                })
-                .collect();
-            (dirs, d as f64 / v as f64)
-        }
-        EstimatorKind::Dense => {
-            let mut t = vec![0.0f32; v * d];
-            Philox::new(cfg.seed).fill_rademacher_f32(streams::DENSE_TANGENTS, 0, &mut t);
-            let dirs = t
-                .chunks(d)
-                .map(|row| ProbeDirection {
-                    slots: vec![(
-                        1,
-                        Tangent::Dense(row.iter().map(|&x| f64::from(x)).collect()),
-                    )],
-                })
-                .collect();
-            (dirs, 1.0 / v as f64)
-        }
-        EstimatorKind::Exact => unreachable!(),
-    };
-    let n_dirs = dirs.len();
-    let probes = ProbeSet {
-        order: 2,
-        dim: d,
-        dirs,
-        readouts: (0..n_dirs)
-            .map(|dir| Readout {
-                dir,
-                order: 2,
-                weight,
-            })
-            .collect(),
-    };
+    let (points, probes) = first_step(cfg);
     let mut problem = Problem::from_kind(cfg.equation.parse().unwrap(), d, cfg.seed).unwrap();
     // The device holds the coefficients in f32.
     for c in &mut problem.coeffs {
