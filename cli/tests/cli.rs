@@ -331,6 +331,31 @@ fn bad_input_gets_one_error_line_and_exit_code_2() {
             "needs dimension >= 3",
         ),
         (t(out, &["--rand-dims", "6"]), "V must be between 1 and 5"),
+        // The residual gradient spends V on pairs of sides: odd V, and estimators it cannot use.
+        (
+            t(
+                out,
+                &[
+                    "--equation",
+                    "allen-cahn-two-body-gpinn",
+                    "--rand-dims",
+                    "3",
+                ],
+            ),
+            "V must be a multiple of 2",
+        ),
+        (
+            t(
+                out,
+                &[
+                    "--equation",
+                    "sine-gordon-two-body-gpinn",
+                    "--estimator",
+                    "dense",
+                ],
+            ),
+            "use --estimator sparse or exact",
+        ),
         (t(out, &["--steps", "0"]), "invalid steps"),
         (t(out, &["--steps", "-3"]), "must be a positive integer"),
         (t(out, &["--width", "0"]), "invalid width"),

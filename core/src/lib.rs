@@ -17,6 +17,7 @@ pub mod problem;
 pub mod program;
 pub mod reference;
 pub mod report;
+pub mod residual_gradient;
 pub mod rng;
 pub mod series;
 pub mod shared;

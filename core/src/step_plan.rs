@@ -150,6 +150,67 @@ pub struct RandomDirections {
     pub terms: Vec<usize>,
 }
 
+/// The sub-stream of the index-set generator that draws the `j` of a residual gradient's jets.
+pub const PAIR_J_SUBSTREAM: u32 = 0x4a00;
+/// The sub-stream that draws the second, independent set of `i` (the first is sub-stream 0).
+pub const PAIR_I_SUBSTREAM: u32 = 0x4a01;
+
+/// The directions and features of the residual-gradient (gPINN) loss
+/// `w·(r² + C·mean_j (∂_j r)²)` ([`crate::problem::ResidualGradient`]).
+///
+/// Every direction is the 7-jet `(0, e_i, e_j, 0, 0, 0, 0)` (derivative coefficients; slot 2 holds
+/// `e_i/2!`, slot 3 `e_j/3!`), whose coefficients are `y₂ = u_i`, `y₃ = u_j`, `y₄ = 3·u_ii` and
+/// `y₇ = 105·u_iij` (`7 = 2+2+3` is the only partition of 7 into 2s and 3s). So one jet gives a
+/// Laplacian sample, a first derivative and a sample of `∂_j Δu = Σ_i u_iij`.
+/// * **sparse**: `Q` coordinates `j_q` (the problem's `gradient-coordinates`, default 1) drawn
+///   without replacement, and two independent index sets `I_a`, `I_b` of `R = V/(2Q)` coordinates
+///   `i` each (sub-streams 0 and [`PAIR_I_SUBSTREAM`]); one jet per `(i, j_q)` on each side.
+///   `D^a_q = Σ_k ∂Ψ/∂T_k·(d/R)·Σ_{i∈I_a} u_{i i j_q} + …` and `D^b_q` are unbiased estimates of
+///   `∂_{j_q} r`, independent given `j_q`, so `(d/Q)·Σ_q D^a_q·D^b_q` is unbiased for `‖∇ₓr‖²`
+///   (the square of one estimate would add its variance, a bias that grows with `d`). Its spread
+///   falls like `1/R`, so one `j` with many `i` beats many `j` with one `i` each when the inner
+///   sum dominates. The Laplacian reads `y₄` of all `V` jets, scaled by `d/V`.
+/// * **exact**: every pair (direction `i·d + j`), `Q = R = d`, `D_j = ∂_j r` exactly.
+///
+/// The loss takes `(1/Q)·Σ_q D^a_q·D^b_q`, unbiased for `mean_j (∂_j r)² = ‖∇ₓr‖²/d`.
+///
+/// Direction of side `b`, inner sample `r` and coordinate `q`: `b·Q·R + r·Q + q`, so the first `Q`
+/// directions are `(i_0, j_q)`. Readout features after `u`: the problem's terms, then `u_{j_q}`
+/// (`Q`), then the a-side estimates of `∂_{j_q} T_k` (`Q × n_terms`), then the b-side (sparse).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GradientPairs {
+    /// The problem's terms.
+    pub n_terms: usize,
+    /// Coordinates `j` per step, `Q`.
+    pub slots: usize,
+    /// Coordinates `i` per side, `R`.
+    pub per_side: usize,
+    /// Whether two independent sides estimate each `∂_j r` (sparse) or one exact one (exact).
+    pub paired: bool,
+}
+
+impl GradientPairs {
+    /// Readout term index of `u_{j_q}`.
+    pub fn first_derivative(&self, q: usize) -> usize {
+        self.n_terms + q
+    }
+
+    /// Readout term index of the a-side (`b = false`) or b-side estimate of `∂_{j_q} T_k`.
+    pub fn term_derivative(&self, b: bool, q: usize, k: usize) -> usize {
+        self.n_terms + self.slots + (usize::from(b) * self.slots + q) * self.n_terms + k
+    }
+
+    /// Readout terms in all.
+    pub fn n_readout_terms(&self) -> usize {
+        self.n_terms + self.slots + (1 + usize::from(self.paired)) * self.slots * self.n_terms
+    }
+
+    /// Directions per step.
+    pub fn n_dirs(&self) -> usize {
+        (1 + usize::from(self.paired)) * self.slots * self.per_side
+    }
+}
+
 /// How a coordinate direction's weight is set.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Weight {
@@ -184,6 +245,12 @@ enum Group {
         reads: Vec<Read>,
         /// `(term, derivative)` of every term read from these jets.
         targets: Vec<(usize, MultiIndex)>,
+    },
+    /// The 7-jets `(0, e_i, e_j, 0, 0, 0, 0)` of the residual gradient ([`GradientPairs`]).
+    Pairs {
+        layout: GradientPairs,
+        /// The Laplacian terms (each reads `y₄ = 3·u_ii` and `y₇ = 105·u_iij`).
+        laplacians: Vec<usize>,
     },
     Windows {
         first: usize,
@@ -269,6 +336,9 @@ impl StepPlan {
         estimator: EstimatorKind,
         rand_dims: usize,
     ) -> Result<Self, StepPlanError> {
+        if instance.residual_gradient.is_some() {
+            return Self::build_pairs(instance, estimator, rand_dims);
+        }
         let d = instance.dim;
         let stride = d + usize::from(instance.scope.has_time);
         let mut coord_reads = Vec::new();
@@ -559,6 +629,120 @@ impl StepPlan {
         Ok(plan)
     }
 
+    /// The plan of a problem with a residual gradient ([`GradientPairs`]).
+    fn build_pairs(
+        instance: &Instance,
+        estimator: EstimatorKind,
+        rand_dims: usize,
+    ) -> Result<Self, StepPlanError> {
+        let d = instance.dim;
+        let mut laplacians = Vec::new();
+        for (t, spec) in instance.spec.terms.iter().enumerate() {
+            if spec.operator != TermOperator::Laplacian {
+                return Err(StepPlanError::Term {
+                    term: spec.name.clone(),
+                    reason: format!(
+                        "the residual gradient (gradient-weight in [pde]) differentiates the terms with 7-jets (0, e_i, e_j), which estimate laplacian terms only, not {}",
+                        spec.operator.describe()
+                    ),
+                });
+            }
+            laplacians.push(t);
+        }
+        let q = instance.spec.pde.gradient_coordinates;
+        let (slots, per_side, paired) = match estimator {
+            EstimatorKind::Exact => (d, d, false),
+            EstimatorKind::Sparse if q > d => {
+                return Err(StepPlanError::RandDims {
+                    rand_dims,
+                    reason: format!(
+                        "the residual gradient samples gradient-coordinates = {q} coordinates j, \
+                         more than d = {d}"
+                    ),
+                })
+            }
+            EstimatorKind::Sparse
+                if rand_dims > 0 && rand_dims.is_multiple_of(2 * q) && rand_dims / (2 * q) <= d =>
+            {
+                (q, rand_dims / (2 * q), true)
+            }
+            EstimatorKind::Sparse => {
+                return Err(StepPlanError::RandDims {
+                    rand_dims,
+                    reason: format!(
+                        "the residual gradient (gradient-weight in [pde]) spends its V jets on \
+                         gradient-coordinates = {q} coordinates j, each with two independent sets \
+                         of V/(2·{q}) coordinates i, so V must be a multiple of {} and at most {}",
+                        2 * q,
+                        2 * q * d
+                    ),
+                })
+            }
+            EstimatorKind::Dense => {
+                let t = instance.spec.terms.first();
+                return Err(StepPlanError::Biased {
+                    estimator: estimator.name(),
+                    term: t.map_or_else(String::new, |t| t.name.clone()),
+                    operator: t.map_or_else(String::new, |t| t.operator.describe()),
+                    hint: "the residual gradient reads third derivatives from one-hot 7-jets: use \
+                           --estimator sparse or exact",
+                });
+            }
+        };
+        let layout = GradientPairs {
+            n_terms: instance.spec.terms.len(),
+            slots,
+            per_side,
+            paired,
+        };
+        let mut terms: Vec<String> = instance.spec.terms.iter().map(|t| t.name.clone()).collect();
+        let mut descriptions: Vec<String> = instance
+            .spec
+            .terms
+            .iter()
+            .map(|t| t.operator.describe_at(d))
+            .collect();
+        for q in 0..slots {
+            terms.push(format!("#u_j{q}"));
+            descriptions.push(format!("∂u/∂x_j of pair {q}"));
+        }
+        for b in 0..1 + usize::from(paired) {
+            for q in 0..slots {
+                for t in &instance.spec.terms {
+                    terms.push(format!("#d{}{q}.{}", ["a", "b"][b], t.name));
+                    descriptions.push(format!(
+                        "∂/∂x_j of {} from jet {} of pair {q}",
+                        t.name,
+                        ["a", "b"][b]
+                    ));
+                }
+            }
+        }
+        debug_assert_eq!(terms.len(), layout.n_readout_terms());
+        Ok(StepPlan {
+            dim: d,
+            stride: d + usize::from(instance.scope.has_time),
+            order: 7,
+            n_dirs: layout.n_dirs(),
+            kind: ProbeKind::OneHot,
+            dense: None,
+            terms,
+            collapsible: false,
+            groups: vec![Group::Pairs { layout, laplacians }],
+            estimator,
+            descriptions,
+            sharing: instance.spec.defaults.jets,
+        })
+    }
+
+    /// The residual gradient's directions and features, when the problem has one.
+    pub fn gradient_pairs(&self) -> Option<GradientPairs> {
+        self.groups.iter().find_map(|g| match g {
+            Group::Pairs { layout, .. } => Some(*layout),
+            _ => None,
+        })
+    }
+
     /// Zeroed per-step buffers: slot indices and coefficients (`V·K`, one-hot) and weights
     /// (`n_terms × V × K`).
     pub fn buffers(&self) -> (Vec<u32>, Vec<f32>, Vec<f32>) {
@@ -643,6 +827,48 @@ impl StepPlan {
                     }
                     for &(t, jet, k, w) in reads {
                         weigh(t, first + jet, k, w);
+                    }
+                }
+                Group::Pairs { layout, laplacians } => {
+                    let d = self.dim;
+                    let (q_n, r_n) = (layout.slots, layout.per_side);
+                    let draw = |sub: u32, count: usize| -> Vec<u32> {
+                        let mut idx = vec![0u32; count];
+                        rng::sample_index_set_sub(seed, step, sub, d, count, &mut idx);
+                        idx
+                    };
+                    let (sides, js): (Vec<Vec<u32>>, Vec<u32>) = if layout.paired {
+                        (
+                            vec![draw(0, r_n), draw(PAIR_I_SUBSTREAM, r_n)],
+                            draw(PAIR_J_SUBSTREAM, q_n),
+                        )
+                    } else {
+                        let all: Vec<u32> = (0..d as u32).collect();
+                        (vec![all.clone()], all)
+                    };
+                    let n_dirs = layout.n_dirs() as f64;
+                    // (d/R)·Σ_{i in the side} u_iij estimates Σ_i u_iij (exactly when R = d).
+                    let inner = d as f64 / r_n as f64;
+                    for (b, side) in sides.iter().enumerate() {
+                        for (r, &i) in side.iter().enumerate() {
+                            for (q, &j) in js.iter().enumerate() {
+                                let s = (b * r_n + r) * q_n + q;
+                                set(s, 2, i as usize, 0.5);
+                                set(s, 3, j as usize, 1.0 / 6.0);
+                                for &t in laplacians {
+                                    weigh(t, s, 4, d as f64 / (3.0 * n_dirs));
+                                    weigh(
+                                        layout.term_derivative(b == 1, q, t),
+                                        s,
+                                        7,
+                                        inner / 105.0,
+                                    );
+                                }
+                                if b == 0 && r == 0 {
+                                    weigh(layout.first_derivative(q), s, 3, 1.0);
+                                }
+                            }
+                        }
                     }
                 }
                 Group::Windows {
@@ -935,6 +1161,46 @@ impl StepPlan {
                     } else {
                         let _ = writeln!(s, "  contamination: in {}", dirty.join(", "));
                     }
+                }
+                Group::Pairs { layout, laplacians } => {
+                    let _ = writeln!(
+                        s,
+                        "  residual gradient: {} 7-jets (0, e_i, e_j, 0, 0, 0, 0) (slot 2 = e_i/2!, \
+                         slot 3 = e_j/3!): y2 = u_i, y3 = u_j, y4 = 3·u_ii, y7 = 105·u_iij (7 = 2+2+3 \
+                         only, clean)",
+                        self.n_dirs
+                    );
+                    if layout.paired {
+                        let _ = writeln!(
+                            s,
+                            "    Q = {} coordinates j drawn each step, each with two independent \
+                             sets of R = {} coordinates i: mean_j (∂_j r)² ≈ (1/Q)·Σ_q \
+                             D^a_q·D^b_q, unbiased",
+                            layout.slots, layout.per_side
+                        );
+                    } else {
+                        let _ = writeln!(s, "    every pair (i, j): mean_j (∂_j r)², exact");
+                    }
+                    for &t in laplacians {
+                        let _ = writeln!(
+                            s,
+                            "    {} ({}) += Σ_jets d/(3·{})·y4;  ∂_j {} = Σ_i u_iij {}",
+                            self.terms[t],
+                            self.descriptions[t],
+                            self.n_dirs,
+                            self.terms[t],
+                            if layout.paired {
+                                "≈ (d/R)·Σ_side y7/105"
+                            } else {
+                                "= Σ_i y7/105 (the d jets of j)"
+                            }
+                        );
+                    }
+                    let _ = writeln!(
+                        s,
+                        "    ∂_j r = Σ_k ∂r/∂T_k·∂_j T_k + ∂r/∂u·y3 + Σ_m ∂r/∂h_m·∂_j h_m (h_m: the \
+                         residual's parts in x alone, such as the forcing, along the same jets)"
+                    );
                 }
                 Group::Windows {
                     jets,

@@ -96,6 +96,8 @@ struct Group<B: GenericStep> {
     h: Vec<B::Buf>,
     /// The shared first block's buffers, for a weight-shared network.
     shared: Option<SharedBuffers<B>>,
+    /// The series of the residual's explicit parts, for a residual gradient.
+    explicit: Option<ExplicitSeries<B>>,
     features: B::Buf,
     /// Feature cotangents, then the per-point loss terms.
     out: B::Buf,
@@ -115,6 +117,21 @@ struct GradientProbes<B: GenericStep> {
     idx: B::Idx,
     coeff: B::Buf,
     weights: B::Buf,
+}
+
+/// The explicit parts `h_m(x, t)` of a residual with a gradient loss, along the pairs' jets: their
+/// program in series mode, then `∂_{j_q} h_m = 3!·c₃` of the first `Q` directions (whose slot 3
+/// holds `e_{j_q}/3!`) copied into the features by one GEMM per `m` against a `3!·I` selector.
+struct ExplicitSeries<B: GenericStep> {
+    program: B::Compiled,
+    /// `M`.
+    n_explicit: usize,
+    /// `Q`.
+    slots: usize,
+    /// Feature column of `∂_{j_0} h_0`.
+    first_feature: usize,
+    series: B::Buf,
+    selector: B::Buf,
 }
 
 /// The loss program of a gradient-matching constraint with `n_dirs` sampled directions: features
@@ -251,6 +268,11 @@ pub fn variance_support(
     instance: &Instance,
     plan: &StepPlan,
 ) -> VarianceSupport {
+    if plan.gradient_pairs().is_some() && cfg.estimator != EstimatorKind::Exact {
+        return VarianceSupport::Unavailable {
+            reason: "the residual gradient's paired 7-jets are not measured".into(),
+        };
+    }
     let v = gradient_dirs(cfg);
     let constraints: Vec<Draw> = instance
         .constraints
@@ -419,8 +441,20 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
         for (g, ((sampling, hidden, n_terms, residual, scope, weight), gradient)) in
             specs.into_iter().enumerate()
         {
+            let pairs = plan.gradient_pairs().filter(|_| g == 0);
+            let residual_gradient = instance.residual_gradient.as_ref().filter(|_| g == 0);
             let loss_host = match &gradient {
-                None => loss_program(&residual, &scope, weight, hidden.n_points),
+                None => match (residual_gradient, pairs) {
+                    (Some(rg), Some(pairs)) => crate::residual_gradient::loss_program(
+                        rg,
+                        pairs,
+                        &scope,
+                        &plan.terms,
+                        weight,
+                        hidden.n_points,
+                    ),
+                    _ => loss_program(&residual, &scope, weight, hidden.n_points),
+                },
                 Some(m) => {
                     let sampled_scale = d as f64 / hidden.n_dirs as f64;
                     gradient_loss_program(
@@ -481,6 +515,42 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                 None => None,
             };
             let n = hidden.n_points;
+            let mut n_features = 1 + n_terms;
+            let explicit = match (residual_gradient, pairs) {
+                (Some(rg), Some(pairs)) => {
+                    n_features = crate::residual_gradient::n_features(rg, pairs);
+                    let data_scope = instance.data_scope();
+                    match crate::residual_gradient::explicit_program(rg, &data_scope)
+                        .map_err(compile_err)?
+                    {
+                        None => None,
+                        Some(p) => {
+                            program_flops += crate::cost::program_flops(&p);
+                            let m = rg.explicit.len();
+                            let mut selector = vec![0.0f32; m * m];
+                            for i in 0..m {
+                                selector[i * m + i] = 6.0;
+                            }
+                            let mut sel = alloc(m * m, "explicit-part selector")?;
+                            backend.upload(&mut sel, 0, &selector);
+                            let series_shape = JetShape {
+                                width: m,
+                                collapsed: false,
+                                ..hidden
+                            };
+                            Some(ExplicitSeries {
+                                program: backend.compile_program(&p)?,
+                                n_explicit: m,
+                                slots: pairs.slots,
+                                first_feature: 1 + n_terms,
+                                series: alloc(series_shape.len(), "explicit-part series")?,
+                                selector: sel,
+                            })
+                        }
+                    }
+                }
+                _ => None,
+            };
             groups.push(Group {
                 sampling,
                 shape: hidden,
@@ -492,7 +562,8 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                 z,
                 h,
                 shared,
-                features: alloc((1 + n_terms) * n, "features")?,
+                explicit,
+                features: alloc(n_features * n, "features")?,
                 out: alloc((2 + n_terms) * n, "loss outputs")?,
             });
         }
@@ -900,6 +971,39 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                 weights,
                 &mut g.features,
             );
+            if let Some(ex) = g.explicit.as_mut() {
+                let series_shape = JetShape {
+                    width: ex.n_explicit,
+                    collapsed: false,
+                    ..hidden
+                };
+                be.run_program_series(
+                    &ex.program,
+                    series_shape,
+                    &g.points,
+                    &probes,
+                    &self.problem_params,
+                    &mut ex.series,
+                );
+                let n = hidden.n_points;
+                let block = n * ex.n_explicit;
+                for m in 0..ex.n_explicit {
+                    let copy = Gemm {
+                        m: ex.slots * n,
+                        n: 1,
+                        k: ex.n_explicit,
+                        trans_a: false,
+                        trans_b: true,
+                        alpha: 1.0,
+                        beta: 0.0,
+                        // Coefficient 3 of direction 0 is block 1 + 2·V.
+                        a_offset: (1 + 2 * hidden.n_dirs) * block,
+                        b_offset: m * ex.n_explicit,
+                        c_offset: (ex.first_feature + m * ex.slots) * n,
+                    };
+                    be.gemm(copy, &ex.series, &ex.selector, &mut g.features);
+                }
+            }
             be.run_program(
                 &g.loss,
                 hidden.n_points,

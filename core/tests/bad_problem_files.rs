@@ -320,6 +320,13 @@ fn cases() -> Vec<Case> {
         case(edit(s, "name = \"steady\"", "name = ‸\"stea dy\""), "name"),
         case(edit(s, "name = \"steady\"", "name = ‸\"\""), "name"),
         case(edit(t, "weight = 2.0", "weight = 2.0\ngradient-weight = ‸-0.5"), "gradient-weight"),
+        // The residual gradient (gPINN): a bad weight, a term it cannot differentiate, a reduction
+        // that reads both x and u.
+        case(edit(s, "weight = 1.0\n\n[ansatz]", "weight = 1.0\ngradient-weight = ‸-0.1\n\n[ansatz]"), "gradient-weight"),
+        case(edit(s, "weight = 1.0\n\n[ansatz]", "weight = 1.0\ngradient-weight = 0.1\ngradient-coordinates = ‸0\n\n[ansatz]"), "at least 1"),
+        case(edit(s, "weight = 1.0\n\n[ansatz]", "weight = 1.0\ngradient-coordinates = ‸2\n\n[ansatz]"), "gradient-weight"),
+        case(edit(&edit(t, "ut = \"time-derivative\"", "ut = ‸\"time-derivative\""), "0.5 * u'''", "0.5 * u'''\ngradient-weight = 0.1"), "laplacian terms only"),
+        case(edit(s, "lhs = \"lap + sin(u) - g\"\nrhs = \"manufactured\"", "lhs = \"lap + ‸sum(i in 0..d, x[i] * u) - g\"\nrhs = \"manufactured\"\ngradient-weight = 0.1"), "reduction"),
     ]
 }
 

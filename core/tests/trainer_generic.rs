@@ -27,6 +27,8 @@ fn generic_gradient_matches_finite_differences() {
         // Gradient matching on sampled coordinates (d/V scaling) and on every coordinate.
         ("heat-parabolic", 3, EstimatorKind::Sparse, 2),
         ("allen-cahn-parabolic", 2, EstimatorKind::Exact, 2),
+        // The residual gradient's paired 7-jets and the forcing's series along them.
+        ("sine-gordon-two-body-gpinn", 3, EstimatorKind::Sparse, 4),
     ] {
         let cfg = TrainConfig {
             equation: name.into(),
@@ -108,10 +110,12 @@ fn cpu_generic_step_matches_reference_on_every_problem() {
         // Problems fixed to a low dimension (the high-order ones) run at it.
         let dim = spec.max_dim.map_or(5, |m| m.min(5));
         let estimator = spec.defaults.estimator.unwrap_or(EstimatorKind::Sparse);
+        // The residual gradient pairs its directions, so V is even there.
+        let rand_dims = if spec.pde.gradient_weight > 0.0 { 4 } else { 3 };
         let cfg = TrainConfig {
             equation: name.into(),
             dim,
-            rand_dims: 3,
+            rand_dims,
             estimator,
             batch: 7,
             width: 16,

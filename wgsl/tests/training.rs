@@ -131,6 +131,8 @@ fn first_steps_of_the_generic_problems_match_cpu_and_reference() {
         ("advection-diffusion", 10, EstimatorKind::Sparse, 4),
         ("third-order-mixed", 5, EstimatorKind::Exact, 4),
         ("heat", 6, EstimatorKind::Exact, 4),
+        // Paired 7-jets, the forcing's series copied into the features by GEMMs.
+        ("sine-gordon-two-body-gpinn", 6, EstimatorKind::Sparse, 4),
     ];
     let backends: Vec<_> = common::VARIANTS
         .iter()

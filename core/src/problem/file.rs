@@ -196,6 +196,8 @@ struct RawPde {
     lhs: Spanned<String>,
     rhs: Spanned<String>,
     weight: Option<Spanned<f64>>,
+    gradient_weight: Option<Spanned<f64>>,
+    gradient_coordinates: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -476,6 +478,12 @@ fn validate(r: &Reader<'_>, raw: &RawFile) -> Result<(), ProblemFileError> {
     }
     let weights = raw.pde.weight.iter().map(|w| ("weight", w));
     let weights = weights.chain(
+        raw.pde
+            .gradient_weight
+            .iter()
+            .map(|w| ("gradient-weight", w)),
+    );
+    let weights = weights.chain(
         raw.constraint
             .iter()
             .filter_map(|c| c.weight.as_ref().map(|w| ("weight", w))),
@@ -692,11 +700,33 @@ pub fn read(file: &str, text: &str) -> Result<ProblemSpec, ProblemFileError> {
     } else {
         Rhs::Expr(r.expression(&raw.pde.rhs)?)
     };
+    if let Some(q) = &raw.pde.gradient_coordinates {
+        if *q.get_ref() == 0 {
+            return Err(r.at(q.span().start, "gradient-coordinates must be at least 1"));
+        }
+        if raw.pde.gradient_weight.is_none() {
+            return Err(r.at(
+                q.span().start,
+                "gradient-coordinates is the sampling of the residual gradient; give a \
+                 gradient-weight too",
+            ));
+        }
+    }
     let pde = PdeSpec {
         domain: sampled_domain(&r, &raw.pde.domain, raw.time.is_some(), None)?,
         lhs: r.expression(&raw.pde.lhs)?,
         rhs,
         weight: raw.pde.weight.as_ref().map_or(1.0, |w| *w.get_ref()),
+        gradient_weight: raw
+            .pde
+            .gradient_weight
+            .as_ref()
+            .map_or(0.0, |w| *w.get_ref()),
+        gradient_coordinates: raw
+            .pde
+            .gradient_coordinates
+            .as_ref()
+            .map_or(1, |q| *q.get_ref()),
     };
     let ansatz = match raw.ansatz {
         None => None,

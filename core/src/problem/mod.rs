@@ -343,6 +343,12 @@ pub struct PdeSpec {
     pub rhs: Rhs,
     /// Weight of the residual loss.
     pub weight: f64,
+    /// `C` of the residual-gradient (gPINN) loss `weight·mean(r² + C·mean_j (∂r/∂x_j)²)` (0: none):
+    /// the mean over the `d` coordinates, so that `C` weighs one component of `∇ₓr` whatever `d`.
+    pub gradient_weight: f64,
+    /// Coordinates `j` of `∂r/∂x_j` sampled per step by the sparse estimator, `Q` (default 1; see
+    /// [`crate::step_plan::GradientPairs`]).
+    pub gradient_coordinates: usize,
 }
 
 /// A soft constraint: `weight · (mean(e²) + gradient_weight · mean(‖∇ₓe‖²))` over points of
@@ -489,6 +495,74 @@ pub struct Instance {
     pub constraints: Vec<Constraint>,
     /// The reference value at this dimension, for problems judged at one point.
     pub reference: Option<PointReference>,
+    /// The residual-gradient (gPINN) loss, when `[pde]` gives a `gradient-weight`.
+    pub residual_gradient: Option<ResidualGradient>,
+}
+
+/// The residual split for its gradient `∂r/∂x_j`: `r = Ψ(u, terms, h_1(x, t), …, h_M(x, t))`, where
+/// the `h_m` are the maximal subexpressions of the residual that read the coordinates but neither
+/// `u` nor a term (the forcing, a variable coefficient). Then
+/// `∂_j r = Σ_k ∂Ψ/∂T_k·∂_j T_k + ∂Ψ/∂u·u_j + Σ_m ∂Ψ/∂h_m·∂_j h_m`: the model's derivatives come
+/// from its jets, the `∂_j h_m` from the program of the `h_m` in series mode along the same probes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResidualGradient {
+    /// `C`.
+    pub weight: f64,
+    /// `Ψ`: the residual with `h_m` read as the term named [`ResidualGradient::explicit_name`]`(m)`.
+    pub psi: Expr,
+    /// The `h_m` (read `x`, `t` and the parameters).
+    pub explicit: Vec<Expr>,
+}
+
+impl ResidualGradient {
+    /// The name under which `Ψ` reads `h_m` (not a name the language can write).
+    pub fn explicit_name(m: usize) -> String {
+        format!("#h{m}")
+    }
+}
+
+/// Whether `e` reads a coordinate (directly or through a reduction).
+fn mentions_coord(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Coord(_) => true,
+        ExprKind::Call(_, a) | ExprKind::Neg(a) => mentions_coord(a),
+        ExprKind::Binary(_, a, b) => mentions_coord(a) || mentions_coord(b),
+        ExprKind::Reduce { body, .. } => mentions_coord(body),
+        _ => false,
+    }
+}
+
+/// Whether `e` reads `u` or any term.
+fn mentions_model(e: &Expr, terms: &[String]) -> bool {
+    mentions_solution(e) || terms.iter().any(|t| mentions_term(e, t))
+}
+
+/// Replaces the maximal subexpressions of `e` that read coordinates but not the model by terms
+/// `#h{m}`, pushing them onto `explicit`; `Err(span)` at a reduction that reads both.
+fn split_explicit(
+    e: &Expr,
+    terms: &[String],
+    explicit: &mut Vec<Expr>,
+) -> Result<Expr, expr::Span> {
+    if !mentions_coord(e) {
+        return Ok(e.clone());
+    }
+    if !mentions_model(e, terms) {
+        let name = ResidualGradient::explicit_name(explicit.len());
+        explicit.push(e.clone());
+        return Ok(Expr::at(ExprKind::Term(name), e.span));
+    }
+    let mut sub = |a: &Expr| split_explicit(a, terms, explicit).map(Box::new);
+    let kind = match &e.kind {
+        ExprKind::Call(f, a) => ExprKind::Call(*f, sub(a)?),
+        ExprKind::Neg(a) => ExprKind::Neg(sub(a)?),
+        ExprKind::Binary(op, a, b) => {
+            let a = sub(a)?;
+            ExprKind::Binary(*op, a, sub(b)?)
+        }
+        _ => return Err(e.span),
+    };
+    Ok(Expr::at(kind, e.span))
 }
 
 /// A soft constraint of an instance.
@@ -545,7 +619,7 @@ fn mentions_term(e: &Expr, name: &str) -> bool {
 }
 
 /// Replaces `u` by `solution` and each term by its value on the solution.
-fn substitute(e: &Expr, solution: &Expr, term_values: &[(String, Expr)]) -> Expr {
+pub(crate) fn substitute(e: &Expr, solution: &Expr, term_values: &[(String, Expr)]) -> Expr {
     let sub = |a: &Expr| Box::new(substitute(a, solution, term_values));
     let kind = match &e.kind {
         ExprKind::Solution => return solution.clone(),
@@ -796,6 +870,26 @@ impl ProblemSpec {
                 Some(PointReference { point, value })
             }
         };
+        let residual_gradient = if self.pde.gradient_weight > 0.0 {
+            let mut explicit = Vec::new();
+            let psi = split_explicit(&residual, &scope.terms, &mut explicit).map_err(|span| {
+                self.pde.lhs.locate(&ExprError::new(
+                    span,
+                    expr::ExprErrorKind::NotDerivable(
+                        "the residual gradient (gradient-weight in [pde]) cannot differentiate a \
+                         reduction over coordinates that reads `u` or a term"
+                            .into(),
+                    ),
+                ))
+            })?;
+            Some(ResidualGradient {
+                weight: self.pde.gradient_weight,
+                psi,
+                explicit,
+            })
+        } else {
+            None
+        };
         let params = self.draw_params(dim, seed).concat();
         Ok(Instance {
             spec: self.clone(),
@@ -808,6 +902,7 @@ impl ProblemSpec {
             exact,
             constraints,
             reference,
+            residual_gradient,
         })
     }
 }
@@ -874,7 +969,7 @@ impl Instance {
 }
 
 /// The problems shipped with stde, as `(name, file text)`.
-pub const BUILTIN: [(&str, &str); 16] = [
+pub const BUILTIN: [(&str, &str); 18] = [
     (
         "poisson-two-body",
         include_str!("../../problems/poisson-two-body.toml"),
@@ -924,6 +1019,14 @@ pub const BUILTIN: [(&str, &str); 16] = [
     ("kdv-2d", include_str!("../../problems/kdv-2d.toml")),
     ("kp-2d", include_str!("../../problems/kp-2d.toml")),
     ("gkdv-1d", include_str!("../../problems/gkdv-1d.toml")),
+    (
+        "allen-cahn-two-body-gpinn",
+        include_str!("../../problems/allen-cahn-two-body-gpinn.toml"),
+    ),
+    (
+        "sine-gordon-two-body-gpinn",
+        include_str!("../../problems/sine-gordon-two-body-gpinn.toml"),
+    ),
 ];
 
 /// A shipped problem by name.

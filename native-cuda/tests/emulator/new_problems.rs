@@ -22,6 +22,8 @@ fn first_steps_of_the_newer_problems_match_the_cpu_backend() {
         ("advection-diffusion", 10),
         ("third-order-mixed", 5),
         ("heat", 6),
+        // Paired 7-jets and the forcing's series along them (V must be even there).
+        ("sine-gordon-two-body-gpinn", 6),
     ] {
         let spec = stde_core::problem::builtin(name)
             .unwrap_or_else(|| panic!("{name} is a shipped problem"))
@@ -32,7 +34,7 @@ fn first_steps_of_the_newer_problems_match_the_cpu_backend() {
             dim,
             steps: 3,
             batch: 4,
-            rand_dims: 3,
+            rand_dims: if spec.pde.gradient_weight > 0.0 { 4 } else { 3 },
             estimator,
             width: 8,
             depth: 3,
