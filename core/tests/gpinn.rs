@@ -184,13 +184,13 @@ fn exact_gpinn_loss_and_gradient_match_finite_differences() {
 /// estimates) converges to `C·mean (∂_j r)²` over points and coordinates.
 #[test]
 fn sparse_gpinn_gradient_term_is_unbiased() {
-    // One coordinate i per side, then two (the inner sum over a side's i).
-    for rand_dims in [2, 4] {
-        sparse_gradient_term_is_unbiased(rand_dims);
+    // One coordinate i per side, then two (the inner sum over a side's i), then two coordinates j.
+    for (rand_dims, coordinates) in [(2, 1), (4, 1), (4, 2)] {
+        sparse_gradient_term_is_unbiased(rand_dims, coordinates);
     }
 }
 
-fn sparse_gradient_term_is_unbiased(rand_dims: usize) {
+fn sparse_gradient_term_is_unbiased(rand_dims: usize, coordinates: usize) {
     let cfg = config(
         "allen-cahn-two-body-gpinn",
         EstimatorKind::Sparse,
@@ -212,8 +212,19 @@ fn sparse_gradient_term_is_unbiased(rand_dims: usize) {
         .collect();
 
     let backend = ReferenceBackend;
-    let mut trainer = Trainer::new(&backend, cfg.clone(), None).unwrap();
+    let text = stde_core::problem::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == cfg.equation)
+        .expect("shipped")
+        .1
+        .replace(
+            "gradient-weight = 0.1",
+            &format!("gradient-weight = 0.1\ngradient-coordinates = {coordinates}"),
+        );
+    let spec = stde_core::problem::read("gpinn.toml", &text).unwrap();
+    let mut trainer = Trainer::with_problem(&backend, cfg.clone(), &spec, None).unwrap();
     let plan: &StepPlan = trainer.plan();
+    assert_eq!(plan.gradient_pairs().map(|p| p.slots), Some(coordinates));
     assert_eq!(plan.n_dirs, rand_dims);
     let draws = 3000;
     let mut samples = Vec::with_capacity(draws);
@@ -239,7 +250,7 @@ fn sparse_gradient_term_is_unbiased(rand_dims: usize) {
         "mean gradient term {mean} ± {se} over {draws} draws, exact {want}"
     );
     eprintln!(
-        "V = {rand_dims}: gradient term: mean {mean} ± {se} over {draws} draws, exact {want}"
+        "V = {rand_dims}, Q = {coordinates}: gradient term: mean {mean} ± {se} over {draws} draws, exact {want}"
     );
     // The draws do vary: this is a test of the estimator, not of a constant.
     assert!(se > 1e-6 * want, "se {se}");

@@ -523,13 +523,7 @@ impl ResidualGradient {
 
 /// Whether `e` reads a coordinate (directly or through a reduction).
 fn mentions_coord(e: &Expr) -> bool {
-    match &e.kind {
-        ExprKind::Coord(_) => true,
-        ExprKind::Call(_, a) | ExprKind::Neg(a) => mentions_coord(a),
-        ExprKind::Binary(_, a, b) => mentions_coord(a) || mentions_coord(b),
-        ExprKind::Reduce { body, .. } => mentions_coord(body),
-        _ => false,
-    }
+    reads_node(e, &|k| matches!(k, ExprKind::Coord(_)))
 }
 
 /// Whether `e` reads `u` or any term.
@@ -596,26 +590,25 @@ pub struct GradientMatch {
     pub beta: Expr,
 }
 
+/// Whether any node of `e` (inside reductions too) satisfies `leaf`.
+fn reads_node(e: &Expr, leaf: &dyn Fn(&ExprKind) -> bool) -> bool {
+    leaf(&e.kind)
+        || match &e.kind {
+            ExprKind::Call(_, a) | ExprKind::Neg(a) => reads_node(a, leaf),
+            ExprKind::Binary(_, a, b) => reads_node(a, leaf) || reads_node(b, leaf),
+            ExprKind::Reduce { body, .. } => reads_node(body, leaf),
+            _ => false,
+        }
+}
+
 /// Whether `e` reads the solution `u`.
 fn mentions_solution(e: &Expr) -> bool {
-    match &e.kind {
-        ExprKind::Solution => true,
-        ExprKind::Call(_, a) | ExprKind::Neg(a) => mentions_solution(a),
-        ExprKind::Binary(_, a, b) => mentions_solution(a) || mentions_solution(b),
-        ExprKind::Reduce { body, .. } => mentions_solution(body),
-        _ => false,
-    }
+    reads_node(e, &|k| matches!(k, ExprKind::Solution))
 }
 
 /// Whether `e` reads the term `name`.
 fn mentions_term(e: &Expr, name: &str) -> bool {
-    match &e.kind {
-        ExprKind::Term(n) => n == name,
-        ExprKind::Call(_, a) | ExprKind::Neg(a) => mentions_term(a, name),
-        ExprKind::Binary(_, a, b) => mentions_term(a, name) || mentions_term(b, name),
-        ExprKind::Reduce { body, .. } => mentions_term(body, name),
-        _ => false,
-    }
+    reads_node(e, &|k| matches!(k, ExprKind::Term(n) if n == name))
 }
 
 /// Replaces `u` by `solution` and each term by its value on the solution.
