@@ -81,6 +81,38 @@ fn point_sampler(domain: Domain) -> PointSampler {
     }
 }
 
+/// The first layer on a jet batch into `z`: the weight-shared block and the MLP's first layer
+/// when the network has one (with its buffers), else the input layer with probes in any slot
+/// (`stride` is the row length of `points`).
+#[allow(clippy::too_many_arguments)]
+fn input_forward<B: GenericStep>(
+    be: &B,
+    shared: Option<(&SharedLayer<B>, &mut SharedBuffers<B>)>,
+    mlp: &MlpShape,
+    hidden: JetShape,
+    stride: usize,
+    points: &B::Buf,
+    probes: &SlotProbes<'_, B>,
+    params: &B::Buf,
+    problem_params: &B::Buf,
+    z: &mut B::Buf,
+) {
+    match shared {
+        Some((layer, bufs)) => layer.forward(
+            be,
+            mlp,
+            hidden,
+            points,
+            probes,
+            params,
+            problem_params,
+            bufs,
+            z,
+        ),
+        None => be.input_layer_forward_slots(hidden, stride, points, probes, params, 0, z),
+    }
+}
+
 /// One loss term of the step: the residual on interior points, or a soft constraint.
 struct Group<B: GenericStep> {
     sampling: PointSampling,
@@ -911,28 +943,18 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
                 &self.problem_params,
                 &mut g.ansatz,
             );
-            match (&self.shared, g.shared.as_mut()) {
-                (Some(layer), Some(bufs)) => layer.forward(
-                    be,
-                    &self.shape,
-                    hidden,
-                    &g.points,
-                    &probes,
-                    &self.params,
-                    &self.problem_params,
-                    bufs,
-                    &mut g.z[0],
-                ),
-                _ => be.input_layer_forward_slots(
-                    hidden,
-                    stride,
-                    &g.points,
-                    &probes,
-                    &self.params,
-                    0,
-                    &mut g.z[0],
-                ),
-            }
+            input_forward(
+                be,
+                self.shared.as_ref().zip(g.shared.as_mut()),
+                &self.shape,
+                hidden,
+                stride,
+                &g.points,
+                &probes,
+                &self.params,
+                &self.problem_params,
+                &mut g.z[0],
+            );
             let rows = hidden.n_rows();
             for l in 1..n_layers {
                 let shape_in = hidden.with_width(dims[l]);
@@ -1258,28 +1280,18 @@ impl<'b, B: GenericStep> Trainer<'b, B> {
             slot_coeff: &self.slot_coeff,
             dense: &self.dense,
         };
-        match (&self.shared, self.variance_shared.as_mut()) {
-            (Some(layer), Some(bufs)) => layer.forward(
-                be,
-                &self.shape,
-                hidden,
-                &g.points,
-                &probes,
-                &self.params,
-                &self.problem_params,
-                bufs,
-                z,
-            ),
-            _ => be.input_layer_forward_slots(
-                hidden,
-                self.plan.stride,
-                &g.points,
-                &probes,
-                &self.params,
-                0,
-                z,
-            ),
-        }
+        input_forward(
+            be,
+            self.shared.as_ref().zip(self.variance_shared.as_mut()),
+            &self.shape,
+            hidden,
+            self.plan.stride,
+            &g.points,
+            &probes,
+            &self.params,
+            &self.problem_params,
+            z,
+        );
         for l in 1..self.shape.n_layers() {
             be.jet_activation_forward(self.cfg.activation, hidden.with_width(dims[l]), z, h);
             let (w_off, b_off) = self.shape.offsets(l);

@@ -35,7 +35,7 @@ fn f(x: f32) -> u32 {
 
 /// Panics with a caller-facing message unless `need <= have`.
 #[track_caller]
-fn check_len(what: &str, need: usize, have: usize) {
+pub(crate) fn check_len(what: &str, need: usize, have: usize) {
     assert!(
         need <= have,
         "{what}: needs {need} values, the buffer holds {have}"

@@ -44,6 +44,7 @@ use stde_core::backend::{
 use stde_core::batch::JetShape;
 use stde_core::rng::{PointSampler, TimeSampler};
 
+use crate::backend::check_len;
 use crate::buffer::{RawBuf, WgpuBuf};
 use crate::context::{GeneratedPipeline, State, Tmp};
 use crate::kernels::{Access, Kernel, MAX_ORDER};
@@ -321,15 +322,6 @@ fn f(x: f32) -> u32 {
     x.to_bits()
 }
 
-/// Panics with a caller-facing message unless `need <= have`.
-#[track_caller]
-fn check_len(what: &str, need: usize, have: usize) {
-    assert!(
-        need <= have,
-        "{what}: needs {need} values, the buffer holds {have}"
-    );
-}
-
 /// The tangent-row count of the input layer's output: its non-primal blocks.
 fn tangent_rows(shape: &JetShape) -> usize {
     if shape.order == 0 {
@@ -385,6 +377,26 @@ impl WgpuBackend {
             "{what}: {values} values must fit in one storage binding of {} bytes",
             self.bind_bytes
         );
+    }
+
+    /// Panics unless the buffers of the shared block map or its adjoint hold what `shape` reads:
+    /// the points, the probes, `parameters` (the block's `w` and `c`, or their gradient) and
+    /// `features` (the block features or their cotangent), each as `(name, length)`. `false` when
+    /// there is nothing to compute.
+    #[track_caller]
+    fn check_shared_block(
+        map: SharedBlocks,
+        shape: JetShape,
+        points: &WgpuBuf,
+        probes: &SlotProbes<'_, Self>,
+        parameters: (&str, usize),
+        features: (&str, usize),
+    ) -> bool {
+        check_len("points", shape.n_points * map.stride, points.len());
+        check_len(parameters.0, map.offset + map.block + 1, parameters.1);
+        check_len(features.0, map.features(shape).len(), features.1);
+        Self::check_slot_probes(probes, &shape, map.stride);
+        shape.n_points * map.n_blocks * map.block != 0
     }
 
     /// Panics unless the probe buffers hold what `shape` reads.
@@ -569,11 +581,14 @@ impl GenericStep for WgpuBackend {
             shape.n_dirs,
             shape.order,
         );
-        check_len("points", n * map.stride, points.len());
-        check_len("shared block parameters", map.offset + bl + 1, params.len());
-        check_len("shared block output", fshape.len(), out.len());
-        Self::check_slot_probes(probes, &shape, map.stride);
-        if n * nb * bl == 0 {
+        if !Self::check_shared_block(
+            map,
+            shape,
+            points,
+            probes,
+            ("shared block parameters", params.len()),
+            ("shared block output", out.len()),
+        ) {
             return;
         }
         for (rows, p) in Self::shared_primal_products(map, n) {
@@ -666,11 +681,14 @@ impl GenericStep for WgpuBackend {
             shape.n_dirs,
             shape.order,
         );
-        check_len("points", n * map.stride, points.len());
-        check_len("shared block gradient", map.offset + bl + 1, grad.len());
-        check_len("shared block cotangent", fshape.len(), y_bar.len());
-        Self::check_slot_probes(probes, &shape, map.stride);
-        if n * nb * bl == 0 {
+        if !Self::check_shared_block(
+            map,
+            shape,
+            points,
+            probes,
+            ("shared block gradient", grad.len()),
+            ("shared block cotangent", y_bar.len()),
+        ) {
             return;
         }
         for (rows, p) in Self::shared_primal_products(map, n) {

@@ -501,8 +501,13 @@ pub fn shared_tangent_grad<T: HostFloat>(
             }
         }
     }
-    for (i, a) in acc.iter().enumerate() {
-        let e = &mut grad[map.offset + i];
+    add_block_grad(map, &acc, grad);
+}
+
+/// Adds the f64 sums `acc` (`∂w_0 … ∂w_{B−1}`, and `∂c` after them when given) to the block's
+/// parameters in `grad`.
+fn add_block_grad<T: HostFloat>(map: SharedBlocks, acc: &[f64], grad: &mut [T]) {
+    for (e, a) in grad[map.offset..map.offset + acc.len()].iter_mut().zip(acc) {
         *e = T::put(e.get() + a);
     }
 }
@@ -529,10 +534,7 @@ pub fn shared_primal_grad<T: HostFloat>(
             acc[bl] += yb;
         }
     }
-    for (i, a) in acc.iter().enumerate() {
-        let e = &mut grad[map.offset + i];
-        *e = T::put(e.get() + a);
-    }
+    add_block_grad(map, &acc, grad);
 }
 
 /// [`super::GenericStep::shared_block_backward`] on host buffers.
