@@ -102,6 +102,23 @@ fn step_chart<'a, 'b>(
     Ok(chart)
 }
 
+/// Draws the legend of every labelled series in the upper right corner and writes the image.
+fn finish<'a, 'b: 'a, CT: CoordTranslate>(
+    root: &DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    chart: &mut ChartContext<'a, BitMapBackend<'b>, CT>,
+    err: &impl Fn(String) -> CliError,
+) -> Result<(), CliError> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT_FAMILY, 15))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    root.present().map_err(|e| err(e.to_string()))
+}
+
 /// Draws the loss and the relative L2 error against the step, log y.
 ///
 /// # Errors
@@ -145,15 +162,7 @@ pub fn loss_plot(
         .map_err(|e| err(e.to_string()))?
         .label("relative L2 error (test set)")
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], rel_color.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT_FAMILY, 15))
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    root.present().map_err(|e| err(e.to_string()))
+    finish(&root, &mut chart, &err)
 }
 
 /// Draws `u_θ`, and `u*` where the problem has an exact solution, against `t` (the position along
@@ -219,15 +228,7 @@ pub fn profile_plot(
         .map_err(|e| err(e.to_string()))?
         .label("trained network u")
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], model_color.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT_FAMILY, 15))
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    root.present().map_err(|e| err(e.to_string()))
+    finish(&root, &mut chart, &err)
 }
 
 /// Draws the relative standard deviation over the step's random directions of the loss
@@ -307,13 +308,5 @@ pub fn variance_plot(
             .label(format!("term {name}: sd / RMS of its estimate"))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT_FAMILY, 15))
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    root.present().map_err(|e| err(e.to_string()))
+    finish(&root, &mut chart, &err)
 }
