@@ -247,11 +247,8 @@ enum Group {
         targets: Vec<(usize, MultiIndex)>,
     },
     /// The 7-jets `(0, e_i, e_j, 0, 0, 0, 0)` of the residual gradient ([`GradientPairs`]).
-    Pairs {
-        layout: GradientPairs,
-        /// The Laplacian terms (each reads `y₄ = 3·u_ii` and `y₇ = 105·u_iij`).
-        laplacians: Vec<usize>,
-    },
+    /// Every term of the problem is a Laplacian (reading `y₄ = 3·u_ii` and `y₇ = 105·u_iij`).
+    Pairs { layout: GradientPairs },
     Windows {
         first: usize,
         /// Jets of window 0 (variables are window offsets).
@@ -636,8 +633,7 @@ impl StepPlan {
         rand_dims: usize,
     ) -> Result<Self, StepPlanError> {
         let d = instance.dim;
-        let mut laplacians = Vec::new();
-        for (t, spec) in instance.spec.terms.iter().enumerate() {
+        for spec in &instance.spec.terms {
             if spec.operator != TermOperator::Laplacian {
                 return Err(StepPlanError::Term {
                     term: spec.name.clone(),
@@ -647,7 +643,6 @@ impl StepPlan {
                     ),
                 });
             }
-            laplacians.push(t);
         }
         let q = instance.spec.pde.gradient_coordinates;
         let (slots, per_side, paired) = match estimator {
@@ -728,7 +723,7 @@ impl StepPlan {
             dense: None,
             terms,
             collapsible: false,
-            groups: vec![Group::Pairs { layout, laplacians }],
+            groups: vec![Group::Pairs { layout }],
             estimator,
             descriptions,
             sharing: instance.spec.defaults.jets,
@@ -738,7 +733,7 @@ impl StepPlan {
     /// The residual gradient's directions and features, when the problem has one.
     pub fn gradient_pairs(&self) -> Option<GradientPairs> {
         self.groups.iter().find_map(|g| match g {
-            Group::Pairs { layout, .. } => Some(*layout),
+            Group::Pairs { layout } => Some(*layout),
             _ => None,
         })
     }
@@ -829,7 +824,7 @@ impl StepPlan {
                         weigh(t, first + jet, k, w);
                     }
                 }
-                Group::Pairs { layout, laplacians } => {
+                Group::Pairs { layout } => {
                     let d = self.dim;
                     let (q_n, r_n) = (layout.slots, layout.per_side);
                     let draw = |sub: u32, count: usize| -> Vec<u32> {
@@ -855,7 +850,7 @@ impl StepPlan {
                                 let s = (b * r_n + r) * q_n + q;
                                 set(s, 2, i as usize, 0.5);
                                 set(s, 3, j as usize, 1.0 / 6.0);
-                                for &t in laplacians {
+                                for t in 0..layout.n_terms {
                                     weigh(t, s, 4, d as f64 / (3.0 * n_dirs));
                                     weigh(
                                         layout.term_derivative(b == 1, q, t),
@@ -1162,7 +1157,7 @@ impl StepPlan {
                         let _ = writeln!(s, "  contamination: in {}", dirty.join(", "));
                     }
                 }
-                Group::Pairs { layout, laplacians } => {
+                Group::Pairs { layout } => {
                     let _ = writeln!(
                         s,
                         "  residual gradient: {} 7-jets (0, e_i, e_j, 0, 0, 0, 0) (slot 2 = e_i/2!, \
@@ -1181,7 +1176,7 @@ impl StepPlan {
                     } else {
                         let _ = writeln!(s, "    every pair (i, j): mean_j (∂_j r)², exact");
                     }
-                    for &t in laplacians {
+                    for t in 0..layout.n_terms {
                         let _ = writeln!(
                             s,
                             "    {} ({}) += Σ_jets d/(3·{})·y4;  ∂_j {} = Σ_i u_iij {}",
